@@ -1,0 +1,41 @@
+"""The course's command line: ``python -m tlcnn_helpers <command> ...``.
+
+Each command lives in ``tlcnn_helpers/commands/<name>.py`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the
+parsed arguments and returning an exit code.
+
+>>> main(["--help"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .errors import TLCNNError
+
+COMMANDS = ("course",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every command registered."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tlcnn_helpers",
+        description="TLCNN course helpers: run the course, train, tune and transfer models.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"tlcnn_helpers.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; user errors print one clear line to stderr and exit with code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except TLCNNError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

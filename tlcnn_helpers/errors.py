@@ -1,0 +1,49 @@
+"""Errors a student can cause, each with the file or argument at fault and the fix.
+
+Every exception the package raises on purpose derives from :class:`TLCNNError`, so a
+notebook can catch them all at once and show the message:
+
+>>> try:
+...     raise DatasetNotFoundError("no CIFAR-10 files in data/: copy them there")
+... except TLCNNError as err:
+...     print(err)
+no CIFAR-10 files in data/: copy them there
+"""
+
+from __future__ import annotations
+
+
+class TLCNNError(Exception):
+    """Base class of every error the course raises on purpose."""
+
+
+class ProfileError(TLCNNError, ValueError):
+    """An unknown profile name or an impossible budget."""
+
+
+class DataError(TLCNNError):
+    """Something is wrong with a dataset on disk or with a loader argument."""
+
+
+class DatasetNotFoundError(DataError, FileNotFoundError):
+    """The dataset files are missing and could not be downloaded."""
+
+
+class DatasetFormatError(DataError, ValueError):
+    """A dataset file exists but is truncated, wrongly sized or not what it claims to be."""
+
+
+class DownloadError(DataError):
+    """A download failed or produced a file whose hash does not match."""
+
+
+class UnsafeArchiveError(DataError):
+    """An archive member would be written outside the target folder."""
+
+
+class ModelInputError(TLCNNError, ValueError):
+    """A model cannot take the images or the shape it was given."""
+
+
+class CourseError(TLCNNError):
+    """A command-line or course-run argument is contradictory or impossible."""

@@ -1,0 +1,48 @@
+"""Where the course keeps its files: data, trained models, records and build output.
+
+>>> default_data_dir(environ={"TLCNN_DATA_DIR": "/tmp/my-data"}).as_posix()
+'/tmp/my-data'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+DATA_DIR_ENV_VAR = "TLCNN_DATA_DIR"
+RECORDS_DIR_ENV_VAR = "TLCNN_RECORDS_DIR"
+MODELS_DIR_ENV_VAR = "TLCNN_MODELS_DIR"
+
+
+def repo_root() -> Path:
+    """The course checkout: the folder above the package, or the working directory.
+
+    In Colab the package is installed from the repository into site-packages, so the
+    working directory (the cloned course, or ``/content``) stands in for the checkout.
+    """
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists() and (here / "notebooks").is_dir():
+        return here
+    return Path.cwd()
+
+
+def _from_env(var: str, default: Path, environ: Mapping[str, str] | None) -> Path:
+    env = os.environ if environ is None else environ
+    value = env.get(var)
+    return Path(value).expanduser() if value else default
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``TLCNN_DATA_DIR`` if set, else the checkout's ``data/`` folder."""
+    return _from_env(DATA_DIR_ENV_VAR, repo_root() / "data", environ)
+
+
+def models_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where notebooks save trained models (``models/``, gitignored)."""
+    return _from_env(MODELS_DIR_ENV_VAR, repo_root() / "models", environ)
+
+
+def records_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where notebooks record their metrics (``build/records/`` unless a course run sets it)."""
+    return _from_env(RECORDS_DIR_ENV_VAR, repo_root() / "build" / "records", environ)

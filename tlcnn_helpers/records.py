@@ -1,0 +1,107 @@
+"""Metrics that notebooks and commands record, read back by the course report.
+
+Each notebook writes one JSON sidecar, ``<records_dir>/<notebook>.json``, holding a
+list of rows. Recording the same experiment and metric again replaces the old row, so
+re-running a cell never duplicates a result. Files are replaced atomically, so an
+interrupted write never leaves a half-written record.
+
+>>> import tempfile
+>>> folder = tempfile.mkdtemp()
+>>> _ = record_result("03_cifar10_cnn", "CIFAR paper recipe", "test_accuracy", 0.5,
+...                   profile="smoke", data_source="synthetic", paper_value=0.80,
+...                   records_dir=folder)
+>>> [row["value"] for row in load_records(folder)]
+[0.5]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import TLCNNError
+from .paths import records_dir as default_records_dir
+
+RECORD_FIELDS = ("notebook", "experiment", "metric", "value", "paper_value", "profile",
+                 "data_source", "wall_seconds")
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    if math.isnan(value):
+        return None
+    return round(value, digits)
+
+
+def record_result(
+    notebook: str,
+    experiment: str,
+    metric: str,
+    value: float,
+    *,
+    profile: str,
+    data_source: str,
+    paper_value: float | None = None,
+    wall_seconds: float | None = None,
+    records_dir: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Record one metric of one experiment; returns the row written.
+
+    ``value`` is rounded to 4 decimals so that recorded metrics compare exactly across
+    runs; ``wall_seconds`` is kept to 0.1 s and is the only field expected to vary.
+    """
+    folder = Path(records_dir) if records_dir is not None else default_records_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{notebook}.json"
+    rows = _read(path)
+    row = {
+        "notebook": notebook,
+        "experiment": experiment,
+        "metric": metric,
+        "value": _round(value),
+        "paper_value": _round(paper_value),
+        "profile": profile,
+        "data_source": data_source,
+        "wall_seconds": _round(wall_seconds, 1),
+    }
+    rows = [r for r in rows if (r["experiment"], r["metric"]) != (experiment, metric)]
+    rows.append(row)
+    _write_atomic(path, rows)
+    return row
+
+
+def load_records(records_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """All rows recorded in ``records_dir``, ordered by notebook file name then recording order."""
+    folder = Path(records_dir) if records_dir is not None else default_records_dir()
+    rows: list[dict[str, Any]] = []
+    for path in sorted(folder.glob("*.json")):
+        rows.extend(_read(path))
+    return rows
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    try:
+        rows = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise TLCNNError(
+            f"the records file {path} is not valid JSON ({err}); delete it and re-run its notebook"
+        ) from err
+    if not isinstance(rows, list):
+        raise TLCNNError(f"the records file {path} should hold a list of rows; delete it and re-run")
+    return rows
+
+
+def _write_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(rows, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
