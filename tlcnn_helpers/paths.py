@@ -46,3 +46,15 @@ def models_dir(environ: Mapping[str, str] | None = None) -> Path:
 def records_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where notebooks record their metrics (``build/records/`` unless a course run sets it)."""
     return _from_env(RECORDS_DIR_ENV_VAR, repo_root() / "build" / "records", environ)
+
+
+def trained_model_path(dataset: str, recipe: str, profile: str,
+                       environ: Mapping[str, str] | None = None) -> Path:
+    """Where notebook 03 saves, and notebook 05 looks for, a trained model.
+
+    The profile is part of the name so a ``teach`` run never picks up a ``smoke`` model.
+
+    >>> trained_model_path("cifar10", "paper", "smoke", environ={"TLCNN_MODELS_DIR": "/m"}).as_posix()
+    '/m/cifar10_paper_smoke.keras'
+    """
+    return models_dir(environ) / f"{dataset}_{recipe}_{profile}.keras"

@@ -96,7 +96,7 @@ PROFILES: dict[str, Profile] = {
         seed=42,
         data=DataBudget(cifar_train=None, cifar_test=None, stl_train=None, stl_test=None,
                         synthetic_train_per_class=200, synthetic_test_per_class=60),
-        cifar=CifarBudget(paper_epochs=2, fast_epochs=2, batch_size=64, time_budget_seconds=60),
+        cifar=CifarBudget(paper_epochs=2, fast_epochs=2, batch_size=64),
         tuning=TuningBudget(max_trials=2, epochs_per_trial=1, retrain_epochs=1,
                             hyperband_max_epochs=2, batch_size=32),
         transfer=TransferBudget(source_epochs=2, head_epochs=1, finetune_epochs=1,
