@@ -1,0 +1,518 @@
+"""CIFAR-10 and STL-10 loaders: official file formats, the paper's 9 shared classes.
+
+Both loaders return ``(x_train, y_train), (x_test, y_test)`` like ``keras.datasets``:
+uint8 images of shape (N, 32, 32, 3) or (N, 96, 96, 3) and int64 labels. By default the
+labels index :data:`SHARED_CLASSES` (CIFAR's "automobile" is "car"; CIFAR's "frog" and
+STL's "monkey" are dropped), as in the paper.
+
+Where the files are: ``data_dir``, else ``TLCNN_DATA_DIR``, else the checkout's ``data/``.
+A folder (``cifar-10-batches-py/``, ``cifar-10-batches-bin/``, ``stl10_binary/``) is read
+as it is; an official archive lying there is checked against its MD5 and extracted
+safely; with neither, the archive is downloaded with ``keras.utils.get_file``.
+
+``source="synthetic"`` writes small learnable datasets in the same formats (see
+:mod:`tlcnn_helpers.synthetic`) and reads them back through the same parsers.
+
+>>> (x_train, y_train), (x_test, y_test) = load_cifar10(source="synthetic",
+...     synthetic_per_class=(5, 2), data_dir=__import__("tempfile").mkdtemp())
+>>> x_train.shape, x_train.dtype, sorted(set(y_train.tolist())) == list(range(9))
+((45, 32, 32, 3), dtype('uint8'), True)
+
+Peak memory on the full real data (measured with ``benchmarks/loader_memory.py``, which
+reports the process's peak resident set minus its size before loading): ``load_cifar10``
+about 300 MB above the 150 MB result for the python pickles (the pickles' own arrays are
+held while the batches are converted), ``load_stl10`` streams through ``np.memmap`` and
+needs little more than the result itself (about 330 MB for the 9 shared classes). See
+``benchmarks/README.md`` for the measured figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import synthetic
+from .errors import (
+    DataError,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    DownloadError,
+    UnsafeArchiveError,
+)
+from .paths import default_data_dir
+
+if TYPE_CHECKING:
+    from .profiles import Profile
+
+SHARED_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "ship", "truck")
+CIFAR10_CLASSES = synthetic.CIFAR10_CLASSES
+STL10_CLASSES = synthetic.STL10_CLASSES
+_ALIASES = {"automobile": "car"}
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+STL10_URL = "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"
+STL10_MD5 = "91f7769df0f17e558f3565bffb0c7dfb"
+STL10_ARCHIVE_BYTES = 2_640_397_119
+
+CIFAR_ROW_BYTES = 1 + 32 * 32 * 3
+STL_IMAGE_BYTES = 3 * 96 * 96
+CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+# Members of the STL-10 archive that the loader uses; unlabeled_X.bin (2.7 GB) never is.
+STL10_MEMBERS = ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "class_names.txt",
+                 "fold_indices.txt")
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+# ---------------------------------------------------------------------------- classes
+def select_classes(dataset_classes: Sequence[str], classes: str | Sequence[str]) -> list[str]:
+    """The class names a loader returns, in label order.
+
+    ``"shared"`` gives :data:`SHARED_CLASSES`; ``"all"`` the dataset's own ten in official
+    order; a list picks classes by name (``"car"`` and ``"automobile"`` both work for CIFAR).
+
+    >>> select_classes(CIFAR10_CLASSES, ["cat", "automobile"])
+    ['cat', 'car']
+    """
+    canonical = [_ALIASES.get(c, c) for c in dataset_classes]
+    if isinstance(classes, str):
+        if classes == "shared":
+            return list(SHARED_CLASSES)
+        if classes == "all":
+            return canonical
+        raise DataError(f"classes={classes!r} is not understood: use \"shared\" (the 9 classes "
+                        f"both datasets have), \"all\", or a list of class names")
+    chosen = [_ALIASES.get(str(c).lower(), str(c).lower()) for c in classes]
+    unknown = [c for c in chosen if c not in canonical]
+    if unknown:
+        raise DataError(f"unknown class name(s) {unknown} in classes=: this dataset's classes are "
+                        f"{', '.join(canonical)}")
+    if len(set(chosen)) != len(chosen):
+        raise DataError(f"classes={list(classes)} names a class twice: list each class once")
+    return chosen
+
+
+def _relabel(labels: np.ndarray, dataset_classes: Sequence[str], chosen: Sequence[str]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Map official labels to indices into ``chosen``; returns (keep mask, new labels)."""
+    canonical = [_ALIASES.get(c, c) for c in dataset_classes]
+    lookup = np.full(len(canonical), -1, dtype=np.int64)
+    for new, name in enumerate(chosen):
+        lookup[canonical.index(name)] = new
+    mapped = lookup[labels]
+    keep = mapped >= 0
+    return keep, mapped[keep]
+
+
+# ---------------------------------------------------------------------------- pickles
+class _CifarUnpickler(pickle.Unpickler):
+    """Admits only what CIFAR-10 batches contain: builtins and NumPy array reconstruction."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+        ("builtins", "bytearray"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            record = _CifarUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
+        raise DatasetFormatError(
+            f"{path} is not a readable CIFAR-10 python batch ({err}): it is truncated, "
+            f"corrupted or not from the official archive. Delete the folder {path.parent} and "
+            f"copy or download it again (the archive is re-extracted automatically).") from err
+    if not isinstance(record, dict):
+        raise DatasetFormatError(f"{path} does not hold a CIFAR-10 batch (a dict); replace it "
+                                 f"with the official file")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in record.items()}
+
+
+def _read_cifar_python_batch(path: Path) -> Split:
+    record = _unpickle(path)
+    if "data" not in record or "labels" not in record:
+        raise DatasetFormatError(f"{path} lacks 'data' or 'labels': it is not a CIFAR-10 batch; "
+                                 f"replace it with the official file")
+    data = np.asarray(record["data"], dtype=np.uint8)
+    labels = np.asarray(record["labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+        raise DatasetFormatError(
+            f"{path} holds data of shape {data.shape} and {len(labels)} labels; a CIFAR-10 batch "
+            f"has N rows of 3072 pixels and N labels. Replace it with the official file.")
+    return data, labels
+
+
+def _read_cifar_binary_batch(path: Path) -> Split:
+    size = path.stat().st_size
+    if size == 0 or size % CIFAR_ROW_BYTES:
+        raise DatasetFormatError(
+            f"{path} is {size:,} bytes, not a whole number of {CIFAR_ROW_BYTES}-byte CIFAR-10 rows "
+            f"(1 label byte + 3072 pixel bytes): it is truncated or not a CIFAR-10 binary batch. "
+            f"Delete it and copy or download the official archive again.")
+    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, CIFAR_ROW_BYTES)
+    return raw[:, 1:], raw[:, 0].astype(np.int64)
+
+
+def _check_labels(labels: np.ndarray, low: int, high: int, path: Path) -> None:
+    if labels.size and (labels.min() < low or labels.max() > high):
+        bad = labels[(labels < low) | (labels > high)][0]
+        raise DatasetFormatError(
+            f"{path} has label {int(bad)}, outside {low}..{high}: the file is corrupted or from "
+            f"another dataset. Replace it with the official file.")
+
+
+def _read_cifar_split(folder: Path, names: Sequence[str], binary: bool, chosen: Sequence[str]
+                      ) -> Split:
+    images, labels = [], []
+    for name in names:
+        path = folder / (f"{name}.bin" if binary else name)
+        if not path.exists():
+            raise DatasetFormatError(f"{path} is missing from {folder}: the folder is incomplete. "
+                                     f"Delete it and copy or download the official archive again.")
+        rows, batch_labels = (_read_cifar_binary_batch if binary else _read_cifar_python_batch)(path)
+        _check_labels(batch_labels, 0, 9, path)
+        keep, new_labels = _relabel(batch_labels, CIFAR10_CLASSES, chosen)
+        images.append(rows[keep].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy())
+        labels.append(new_labels)
+        del rows
+    return np.concatenate(images), np.concatenate(labels)
+
+
+# ---------------------------------------------------------------------------- archives
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _safe_member_path(target: Path, member: tarfile.TarInfo, archive: Path) -> Path:
+    name = PurePosixPath(member.name)
+    destination = (target / name).resolve()
+    if name.is_absolute() or ".." in name.parts or not destination.is_relative_to(target.resolve()):
+        raise UnsafeArchiveError(
+            f"{archive} contains the member {member.name!r}, which would be written outside "
+            f"{target}. The archive is not the official one: delete it and download it again.")
+    if member.issym() or member.islnk() or member.isdev():
+        raise UnsafeArchiveError(
+            f"{archive} contains the link or device {member.name!r}; the official archive has "
+            f"only files and folders. Delete it and download it again.")
+    return destination
+
+
+def extract_archive(archive: str | os.PathLike, target: str | os.PathLike,
+                    members: Sequence[str] | None = None) -> Path:
+    """Extract a .tar.gz into ``target`` safely; returns ``target``.
+
+    Every member is checked before it is written: no absolute path, no ``..``, no links.
+    Extraction goes to a temporary folder inside ``target`` and each top-level folder is
+    moved into place only when the whole archive was read, so an interrupted or refused
+    extraction never leaves half a dataset behind and never touches existing folders.
+    ``members`` limits extraction to files with those base names (STL-10's 2.7 GB
+    ``unlabeled_X.bin`` is skipped this way).
+
+    >>> import tempfile, tarfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "a").mkdir(); _ = (d / "a" / "x.txt").write_text("1")
+    >>> with tarfile.open(d / "a.tar.gz", "w:gz") as tar: tar.add(d / "a", arcname="a")
+    >>> (extract_archive(d / "a.tar.gz", d / "out") / "a" / "x.txt").read_text()
+    '1'
+    """
+    archive, target = Path(archive), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target, prefix=".extracting-"))
+    try:
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                for member in tar:
+                    _safe_member_path(staging, member, archive)
+                    if member.isdir():
+                        continue
+                    if members is not None and PurePosixPath(member.name).name not in members:
+                        continue
+                    if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+                        tar.extract(member, staging, filter="data")
+                    else:
+                        tar.extract(member, staging)
+        except (tarfile.TarError, EOFError, OSError) as err:
+            raise DatasetFormatError(
+                f"{archive} could not be read as a .tar.gz archive ({err}): it is truncated or "
+                f"corrupted. Delete it and download it again.") from err
+        for top in staging.iterdir():
+            final = target / top.name
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(top, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def fetch_archive(url: str, md5: str, data_dir: Path, *, dataset: str) -> Path:
+    """The checked archive in ``data_dir``: kept if its MD5 matches, else downloaded.
+
+    Uses ``keras.utils.get_file`` (progress bar, hash check, removal of an interrupted
+    download). A file whose hash does not match after download is deleted and reported
+    with the expected and actual hash. With no network, the error names the folder, the
+    URL and the two ways on.
+    """
+    import keras
+
+    fname = PurePosixPath(url.split("?")[0]).name
+    target = data_dir / fname
+    try:
+        path = keras.utils.get_file(fname=fname, origin=url, file_hash=md5, hash_algorithm="md5",
+                                    cache_dir=str(data_dir), cache_subdir="")
+    except ValueError as err:  # keras: hash mismatch after download; the file stays behind
+        actual = _md5(target) if target.exists() else "no file"
+        target.unlink(missing_ok=True)
+        raise DownloadError(
+            f"the {dataset} archive downloaded from {url} has MD5 {actual}, expected {md5}: the "
+            f"download is corrupted or incomplete and was deleted. Run again to retry.") from err
+    except Exception as err:  # keras: network failure; an interrupted file is removed
+        raise DatasetNotFoundError(
+            f"no {dataset} files in {data_dir}, and downloading {url} failed ({err}). Either copy "
+            f"the official files (or archive {fname}) into {data_dir} (or set TLCNN_DATA_DIR to "
+            f"where they are), or use PROFILE = \"smoke\" to run on synthetic data.") from err
+    return Path(path)
+
+
+def _obtain_archive(url: str, md5: str, root: Path, download: bool, dataset: str) -> Path | None:
+    """A hash-checked archive in ``root``, downloading it if allowed; None if there is none."""
+    archive = root / PurePosixPath(url.split("?")[0]).name
+    if archive.exists() and _md5(archive) == md5:
+        return archive
+    if download:
+        return fetch_archive(url, md5, root, dataset=dataset)
+    if archive.exists():
+        raise DatasetFormatError(
+            f"{archive} has MD5 {_md5(archive)}, expected {md5}: it is incomplete or not the "
+            f"official archive. Replace it, or allow the download (download=True).")
+    return None
+
+
+def _resolve_dir(data_dir: str | os.PathLike | None) -> Path:
+    return Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+
+
+# ---------------------------------------------------------------------------- CIFAR-10
+def _find_cifar_folder(root: Path, file_format: str) -> tuple[Path, bool] | None:
+    candidates = {"python": [("cifar-10-batches-py", False)],
+                  "binary": [("cifar-10-batches-bin", True)]}
+    order = candidates["python"] + candidates["binary"] if file_format == "auto" \
+        else candidates[file_format]
+    for name, binary in order:
+        if (root / name).is_dir():
+            return root / name, binary
+    return None
+
+
+def load_cifar10(data_dir: str | os.PathLike | None = None, *, source: str = "official",
+                 classes: str | Sequence[str] = "shared", file_format: str = "auto",
+                 download: bool = True, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5,
+                 synthetic_per_class: tuple[int, int] = (200, 60), seed: int = 0
+                 ) -> tuple[Split, Split]:
+    """Load CIFAR-10 as ``(x_train, y_train), (x_test, y_test)``: uint8 (N, 32, 32, 3).
+
+    ``file_format`` is ``"python"`` (pickled batches), ``"binary"`` or ``"auto"`` (whichever
+    is there, python first). ``source="synthetic"`` writes and reads a small learnable
+    stand-in with ``synthetic_per_class`` = (train, test) images per class.
+
+    >>> import tempfile
+    >>> (x, y), _ = load_cifar10(tempfile.mkdtemp(), source="synthetic", classes="all",
+    ...                          synthetic_per_class=(3, 1), file_format="binary")
+    >>> x.shape, int(y.max())
+    ((30, 32, 32, 3), 9)
+    """
+    _check_choice("source", source, ("official", "synthetic"))
+    _check_choice("file_format", file_format, ("auto", "python", "binary"))
+    chosen = select_classes(CIFAR10_CLASSES, classes)
+    root = _resolve_dir(data_dir)
+    if source == "synthetic":
+        root = _synthetic_root(root, "cifar10", synthetic_per_class, seed)
+        if _find_cifar_folder(root, file_format) is None:
+            synthetic.write_cifar10(root, *synthetic_per_class, seed=seed)
+    found = _find_cifar_folder(root, file_format)
+    if found is None:
+        archive_name = PurePosixPath(url).name
+        if file_format == "binary" and url == CIFAR10_URL:
+            raise DatasetNotFoundError(
+                f"no cifar-10-batches-bin/ folder in {root}: extract the official binary archive "
+                f"there, or use file_format=\"python\" (downloaded automatically)")
+        archive = _obtain_archive(url, md5, root, download, "CIFAR-10")
+        if archive is not None:
+            extract_archive(archive, root)
+            found = _find_cifar_folder(root, file_format)
+        if found is None:
+            raise DatasetNotFoundError(
+                f"no CIFAR-10 files in {root} (looked for cifar-10-batches-py/, "
+                f"cifar-10-batches-bin/ and {archive_name}). Copy them there, set TLCNN_DATA_DIR, "
+                f"or use PROFILE = \"smoke\" for synthetic data.")
+    folder, binary = found
+    train = _read_cifar_split(folder, CIFAR_TRAIN_BATCHES, binary, chosen)
+    test = _read_cifar_split(folder, ("test_batch",), binary, chosen)
+    return train, test
+
+
+# ---------------------------------------------------------------------------- STL-10
+def _read_stl_split(folder: Path, split: str, chosen: Sequence[str]) -> Split:
+    x_path, y_path = folder / f"{split}_X.bin", folder / f"{split}_y.bin"
+    for path in (x_path, y_path):
+        if not path.exists():
+            raise DatasetFormatError(f"{path} is missing: the stl10_binary folder is incomplete. "
+                                     f"Delete {folder} and extract the official archive again.")
+    labels = np.fromfile(y_path, dtype=np.uint8).astype(np.int64)
+    x_size = x_path.stat().st_size
+    if x_size % STL_IMAGE_BYTES or x_size // STL_IMAGE_BYTES != len(labels):
+        raise DatasetFormatError(
+            f"{x_path} is {x_size:,} bytes, but {y_path.name} has {len(labels)} labels, which "
+            f"needs {len(labels) * STL_IMAGE_BYTES:,} bytes ({STL_IMAGE_BYTES} a 96x96 RGB image): "
+            f"one of them is truncated. Delete {folder} and extract the official archive again.")
+    _check_labels(labels, 1, 10, y_path)
+    keep, new_labels = _relabel(labels - 1, STL10_CLASSES, chosen)
+    rows = np.flatnonzero(keep)
+    pixels = np.memmap(x_path, dtype=np.uint8, mode="r", shape=(len(labels), 3, 96, 96))
+    images = np.empty((len(rows), 96, 96, 3), dtype=np.uint8)
+    for start in range(0, len(rows), 500):  # chunks keep the peak near the result's size
+        chunk = rows[start:start + 500]
+        images[start:start + len(chunk)] = pixels[chunk].transpose(0, 3, 2, 1)
+    del pixels
+    return images, new_labels
+
+
+def load_stl10(data_dir: str | os.PathLike | None = None, *, source: str = "official",
+               classes: str | Sequence[str] = "shared", download: bool = True,
+               url: str = STL10_URL, md5: str = STL10_MD5,
+               synthetic_per_class: tuple[int, int] = (200, 60), seed: int = 0
+               ) -> tuple[Split, Split]:
+    """Load STL-10's labelled splits as uint8 (N, 96, 96, 3) images and int labels.
+
+    Reads ``stl10_binary/`` (pixels column-major per channel, labels 1..10 in the files,
+    0-based here). The official archive is 2.6 GB; only the labelled files are extracted
+    from it, never ``unlabeled_X.bin``.
+
+    >>> import tempfile
+    >>> (x, y), (xt, yt) = load_stl10(tempfile.mkdtemp(), source="synthetic",
+    ...                               synthetic_per_class=(2, 1))
+    >>> x.shape, xt.shape
+    ((18, 96, 96, 3), (9, 96, 96, 3))
+    """
+    _check_choice("source", source, ("official", "synthetic"))
+    chosen = select_classes(STL10_CLASSES, classes)
+    root = _resolve_dir(data_dir)
+    if source == "synthetic":
+        root = _synthetic_root(root, "stl10", synthetic_per_class, seed)
+        if not (root / "stl10_binary").is_dir():
+            synthetic.write_stl10(root, *synthetic_per_class, seed=seed)
+    folder = root / "stl10_binary"
+    if not folder.is_dir():
+        archive_name = PurePosixPath(url).name
+        archive = _obtain_archive(url, md5, root, download, "STL-10")
+        if archive is not None:
+            extract_archive(archive, root, members=STL10_MEMBERS)
+        if not folder.is_dir():
+            raise DatasetNotFoundError(
+                f"no STL-10 files in {root} (looked for stl10_binary/ and {archive_name}). Copy "
+                f"them there, set TLCNN_DATA_DIR, or use PROFILE = \"smoke\" for synthetic data.")
+    return _read_stl_split(folder, "train", chosen), _read_stl_split(folder, "test", chosen)
+
+
+# ---------------------------------------------------------------------------- profiles
+def _synthetic_root(root: Path, name: str, per_class: tuple[int, int], seed: int) -> Path:
+    train, test = per_class
+    if train < 1 or test < 1:
+        raise DataError(f"synthetic_per_class={per_class}: both counts must be at least 1")
+    return root / "synthetic" / f"{name}-seed{seed}-{train}x{test}"
+
+
+def _check_choice(argument: str, value: str, valid: Sequence[str]) -> None:
+    if value not in valid:
+        raise DataError(f"{argument}={value!r} is not one of {', '.join(map(repr, valid))}")
+
+
+def stratified_subset(x: np.ndarray, y: np.ndarray, size: int | None, seed: int = 0) -> Split:
+    """At most ``size`` examples with every class kept in proportion; deterministic.
+
+    >>> x, y = np.zeros((10, 1)), np.array([0] * 5 + [1] * 5)
+    >>> np.bincount(stratified_subset(x, y, 4)[1]).tolist()
+    [2, 2]
+    """
+    if size is None or size >= len(y):
+        return x, y
+    rng = np.random.default_rng(seed)
+    picked = []
+    classes = np.unique(y)
+    for i, label in enumerate(classes):
+        where = np.flatnonzero(y == label)
+        share = size // len(classes) + (1 if i < size % len(classes) else 0)
+        picked.append(rng.choice(where, size=min(share, len(where)), replace=False))
+    order = np.sort(np.concatenate(picked))
+    return x[order], y[order]
+
+
+def load_dataset(name: str, profile: Profile, data_dir: str | os.PathLike | None = None,
+                 classes: str | Sequence[str] = "shared") -> tuple[Split, Split]:
+    """Load ``"cifar10"`` or ``"stl10"`` as a profile says: source, subset sizes, seed.
+
+    >>> import tempfile
+    >>> from tlcnn_helpers.profiles import get_profile
+    >>> (x, y), _ = load_dataset("stl10", get_profile("smoke"), data_dir=tempfile.mkdtemp())
+    >>> x.shape[1:]
+    (96, 96, 3)
+    """
+    loaders = {"cifar10": load_cifar10, "stl10": load_stl10}
+    if name not in loaders:
+        raise DataError(f"unknown dataset {name!r}: use one of {', '.join(loaders)}")
+    budget = profile.data
+    extra = {}
+    if profile.is_synthetic:
+        extra = {"source": "synthetic", "seed": profile.seed,
+                 "synthetic_per_class": (budget.synthetic_train_per_class,
+                                         budget.synthetic_test_per_class)}
+    (x_train, y_train), (x_test, y_test) = loaders[name](data_dir, classes=classes, **extra)
+    train_size = budget.cifar_train if name == "cifar10" else budget.stl_train
+    test_size = budget.cifar_test if name == "cifar10" else budget.stl_test
+    return (stratified_subset(x_train, y_train, train_size, profile.seed),
+            stratified_subset(x_test, y_test, test_size, profile.seed))
+
+
+def class_names(classes: str | Sequence[str] = "shared", dataset: str = "cifar10") -> list[str]:
+    """The names matching a loader's labels for the same ``classes`` argument.
+
+    >>> class_names("all", "stl10")[7]
+    'monkey'
+    """
+    return select_classes(CIFAR10_CLASSES if dataset == "cifar10" else STL10_CLASSES, classes)
+
+
+def archive_bytes(folder: str | os.PathLike) -> bytes:
+    """A .tar.gz of ``folder`` in memory (for tests and for sharing synthetic data)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(folder, arcname=Path(folder).name)
+    return buffer.getvalue()
