@@ -3,6 +3,12 @@
 >>> session = start_notebook("smoke", "00_setup", environ={}, quiet=True)
 >>> session.profile.name, session.in_colab
 ('smoke', False)
+
+The repository's address lives in :data:`REPO_URL` only; the notebooks' "Open in Colab"
+badges and their Colab install line are derived from it (tests/test_colab.py checks them).
+
+>>> colab_badge_url("01_convolution.ipynb")
+'https://colab.research.google.com/github/tlcnn-course/tlcnn/blob/main/notebooks/01_convolution.ipynb'
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +24,75 @@ from .profiles import Profile, resolve_profile
 from .records import record_result
 
 COLAB_ENV_MARKERS = ("COLAB_RELEASE_TAG", "COLAB_GPU")
+
+# The one place the repository's address is written; badges and install lines follow it.
+REPO_URL = "https://github.com/tlcnn-course/tlcnn"
+REPO_BRANCH = "main"
+PACKAGE_NAME = "tlcnn-helpers"
+# What the set-up cell gives to ``%pip install -q`` inside Colab.
+COLAB_PIP_SPEC = f"{PACKAGE_NAME} @ git+{REPO_URL}"
+
+GPU_POLICY = "mixed_float16"
+CPU_POLICY = "float32"
+
+
+def colab_badge_url(notebook_file: str) -> str:
+    """The "Open in Colab" link of a notebook in the repository's ``notebooks/`` folder.
+
+    >>> colab_badge_url("03_cifar10_cnn.ipynb").endswith("/blob/main/notebooks/03_cifar10_cnn.ipynb")
+    True
+    """
+    owner_and_name = REPO_URL.removeprefix("https://github.com/")
+    return (f"https://colab.research.google.com/github/{owner_and_name}/blob/{REPO_BRANCH}"
+            f"/notebooks/{notebook_file}")
+
+
+def colab_badge_markdown(notebook_file: str) -> str:
+    """The badge line every notebook's first cell carries.
+
+    >>> colab_badge_markdown("x.ipynb").startswith("[![Open In Colab]")
+    True
+    """
+    return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"({colab_badge_url(notebook_file)})")
+
+
+SETUP_CELL_TEMPLATE = """\
+# Set-up: in Colab, install the course helpers first (this line never runs elsewhere).
+import sys
+
+if "google.colab" in sys.modules:
+    %pip install -q "{pip_spec}"
+
+from tlcnn_helpers.notebook import start_notebook
+
+session = start_notebook(PROFILE, "{name}")
+P = session.profile"""
+
+
+def setup_cell_source(name: str) -> str:
+    """The set-up cell (CONTRIBUTING.md) of the notebook called ``name``, install line included.
+
+    >>> print(setup_cell_source("01_convolution").splitlines()[4])
+        %pip install -q "tlcnn-helpers @ git+https://github.com/tlcnn-course/tlcnn"
+    """
+    return SETUP_CELL_TEMPLATE.format(pip_spec=COLAB_PIP_SPEC, name=name)
+
+
+def _device_type(device: Any) -> str:
+    return str(getattr(device, "device_type", device)).upper()
+
+
+def precision_policy_for(devices: Sequence[Any]) -> str:
+    """``"mixed_float16"`` when a GPU is among ``devices``, else ``"float32"``.
+
+    ``devices`` are TensorFlow physical devices (or anything with ``device_type``, or names).
+    On a CPU the policy stays float32: bfloat16 on CPUs is decided by ``training``.
+
+    >>> precision_policy_for(["CPU"]), precision_policy_for(["CPU", "GPU"])
+    ('float32', 'mixed_float16')
+    """
+    return GPU_POLICY if any(_device_type(d) == "GPU" for d in devices) else CPU_POLICY
 
 
 def in_colab(environ: Mapping[str, str] | None = None, modules: Mapping[str, Any] | None = None) -> bool:
@@ -35,6 +110,8 @@ class NotebookSession:
     profile: Profile
     in_colab: bool
     started: float = field(default_factory=time.perf_counter)
+    precision: str = CPU_POLICY
+    gpus: tuple[str, ...] = ()
 
     @property
     def data_source(self) -> str:
@@ -53,18 +130,35 @@ class NotebookSession:
 
 
 def start_notebook(profile: str, name: str, *, environ: Mapping[str, str] | None = None,
-                   quiet: bool = False) -> NotebookSession:
-    """Resolve the profile (``TLCNN_PROFILE`` wins), seed everything, print a summary.
+                   quiet: bool = False, devices: Sequence[Any] | None = None) -> NotebookSession:
+    """Resolve the profile (``TLCNN_PROFILE`` wins), seed everything, pick the precision.
 
     Seeds Python, NumPy and the Keras backend with the profile's seed so that a re-run
-    gives the same numbers.
+    gives the same numbers. With a GPU (Colab's, for instance) Keras computes in mixed
+    float16, which is about twice as fast there; on a CPU the global policy is left alone
+    (float32 unless ``training`` chooses bfloat16). ``devices`` defaults to TensorFlow's
+    physical devices.
     """
     chosen = resolve_profile(profile, environ)
     import keras
 
     keras.utils.set_random_seed(chosen.seed)
-    session = NotebookSession(name=name, profile=chosen, in_colab=in_colab(environ))
+    if devices is None:
+        import tensorflow as tf
+
+        devices = tf.config.list_physical_devices()
+    gpus = tuple(getattr(d, "name", str(d)) for d in devices if _device_type(d) == "GPU")
+    precision = precision_policy_for(devices)
+    if precision == GPU_POLICY:
+        keras.mixed_precision.set_global_policy(GPU_POLICY)
+    session = NotebookSession(name=name, profile=chosen, in_colab=in_colab(environ),
+                              precision=precision, gpus=gpus)
     if not quiet:
+        where = "Colab" if session.in_colab else "local"
         print(f"{name}: profile {chosen.name!r} ({chosen.description}); "
-              f"data: {chosen.data_source}; seed {chosen.seed}")
+              f"data: {chosen.data_source}; seed {chosen.seed}; {where}")
+        if gpus:
+            print(f"GPU found ({', '.join(gpus)}): Keras computes in mixed float16.")
+        else:
+            print("No GPU found: computing on the CPU.")
     return session
