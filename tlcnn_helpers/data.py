@@ -516,3 +516,22 @@ def archive_bytes(folder: str | os.PathLike) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(folder, arcname=Path(folder).name)
     return buffer.getvalue()
+
+
+def dataset_status(data_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """What of each real dataset is in the data folder: ``"extracted"``, ``"archive"`` or ``"missing"``.
+
+    >>> import tempfile
+    >>> dataset_status(tempfile.mkdtemp())
+    {'cifar10': 'missing', 'stl10': 'missing'}
+    """
+    root = _resolve_dir(data_dir)
+
+    def status(folders: Sequence[str], archive: str) -> str:
+        if any((root / f).is_dir() for f in folders):
+            return "extracted"
+        return "archive" if (root / archive).exists() else "missing"
+
+    return {"cifar10": status(["cifar-10-batches-py", "cifar-10-batches-bin"],
+                              PurePosixPath(CIFAR10_URL).name),
+            "stl10": status(["stl10_binary"], PurePosixPath(STL10_URL).name)}

@@ -1,0 +1,150 @@
+"""``python -m tlcnn_helpers course``: execute every notebook and write the results report.
+
+Each notebook in ``notebooks/`` runs with papermill (``PROFILE`` injected into its
+``parameters`` cell, ``TLCNN_PROFILE`` set for the kernel) into the output folder; the
+notebooks' recorded metrics go to ``<out>/records/`` and become ``results.md`` and
+``results.html``. Nothing is downloaded in the ``smoke`` profile.
+
+>>> from tlcnn_helpers.cli import main
+>>> main(["course", "--profile", "smoke", "--out", "build/course"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CourseError
+from ..paths import RECORDS_DIR_ENV_VAR, repo_root
+from ..profiles import PROFILE_ENV_VAR, get_profile
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """How one notebook's execution went."""
+
+    notebook: str
+    seconds: float
+    status: str  # "ok", or "failed: <reason>"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def find_notebooks(folder: Path, names: Sequence[str] | None = None) -> list[Path]:
+    """The course notebooks in order, or the ones ``names`` picks (by file name or prefix).
+
+    >>> [p.name for p in find_notebooks(repo_root() / "notebooks", ["00"])]
+    ['00_setup.ipynb']
+    """
+    notebooks = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise CourseError(f"no notebooks (NN_name.ipynb) in {folder}: run from the course checkout")
+    if not names:
+        return notebooks
+    picked = []
+    for name in names:
+        matches = [p for p in notebooks if p.name == name or p.name.startswith(name)]
+        if not matches:
+            raise CourseError(f"--notebooks {name!r} matches none of "
+                              f"{', '.join(p.name for p in notebooks)}")
+        picked += [p for p in matches if p not in picked]
+    return picked
+
+
+def run_notebook(notebook: Path, out_dir: Path, profile: str, records_dir: Path,
+                 timeout: float | None = None) -> NotebookRun:
+    """Execute one notebook with papermill; never raises for a failing cell."""
+    import papermill
+
+    saved = {var: os.environ.get(var) for var in (PROFILE_ENV_VAR, RECORDS_DIR_ENV_VAR)}
+    os.environ[PROFILE_ENV_VAR] = profile
+    os.environ[RECORDS_DIR_ENV_VAR] = str(records_dir)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(out_dir / notebook.name), parameters={"PROFILE": profile},
+            cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
+            execution_timeout=timeout)
+        status = "ok"
+    except papermill.PapermillExecutionError as err:
+        status = f"failed: {err.ename} in cell {err.exec_count} (see {out_dir / notebook.name})"
+    except Exception as err:  # kernel died, timeout, ...: reported in the table, run goes on
+        status = f"failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+    return NotebookRun(notebook.name, time.perf_counter() - start, status)
+
+
+def format_table(runs: Sequence[NotebookRun]) -> str:
+    """The run table printed at the end: notebook, seconds, status.
+
+    >>> print(format_table([NotebookRun("00_setup.ipynb", 4.21, "ok")]))
+    notebook        seconds  status
+    00_setup.ipynb      4.2  ok
+    total               4.2  1 ok, 0 failed
+    """
+    width = max([len("notebook"), len("total")] + [len(r.notebook) for r in runs])
+    lines = [f"{'notebook':<{width}}  {'seconds':>7}  status"]
+    lines += [f"{r.notebook:<{width}}  {r.seconds:>7.1f}  {r.status}" for r in runs]
+    failed = sum(not r.ok for r in runs)
+    lines.append(f"{'total':<{width}}  {sum(r.seconds for r in runs):>7.1f}  "
+                 f"{len(runs) - failed} ok, {failed} failed")
+    return "\n".join(lines)
+
+
+def run_course(profile: str, out_dir: Path, names: Sequence[str] | None = None,
+               timeout: float | None = None, notebooks_dir: Path | None = None
+               ) -> list[NotebookRun]:
+    """Execute the notebooks, print the table and write the report; returns the runs."""
+    from ..report import write_course_report
+
+    get_profile(profile)  # an unknown name fails before anything runs
+    notebooks = find_notebooks(notebooks_dir or repo_root() / "notebooks", names)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records_dir = out_dir / "records"
+    if records_dir.exists():  # last run's records would mix with this run's
+        shutil.rmtree(records_dir)
+    records_dir.mkdir()
+    runs = []
+    for notebook in notebooks:
+        print(f"running {notebook.name} (profile {profile}) ...", flush=True)
+        runs.append(run_notebook(notebook, out_dir, profile, records_dir, timeout))
+        print(f"  {runs[-1].status} in {runs[-1].seconds:.1f} s", flush=True)
+    print()
+    print(format_table(runs))
+    md_path, html_path = write_course_report(
+        records_dir, out_dir, profile=profile,
+        notebook_timings={r.notebook: r.seconds for r in runs})
+    print(f"\nexecuted notebooks in {out_dir}; report: {md_path} and {html_path}")
+    return runs
+
+
+def _command(args: argparse.Namespace) -> int:
+    runs = run_course(args.profile, Path(args.out), args.notebooks, args.timeout)
+    return 0 if all(r.ok for r in runs) else 1
+
+
+def register(subparsers) -> None:
+    """Add the ``course`` command."""
+    parser = subparsers.add_parser(
+        "course", help="execute every notebook with papermill and write the results report",
+        description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="smoke", help="smoke (default), teach or paper")
+    parser.add_argument("--out", default=str(repo_root() / "build" / "course"),
+                        help="folder for the executed notebooks and the report")
+    parser.add_argument("--notebooks", nargs="*", metavar="NAME",
+                        help="only these notebooks (file names or prefixes such as 03)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds a single cell may run before it is stopped")
+    parser.set_defaults(func=_command)
