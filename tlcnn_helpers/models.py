@@ -79,7 +79,7 @@ def paper_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int =
     (the Flatten layer then grows), which is what the transfer notebook compares against.
 
     >>> m = paper_cifar_cnn(num_classes=9)
-    >>> [layer.__class__.__name__ for layer in m.layers[1:5]]
+    >>> [layer.__class__.__name__ for layer in m.layers[2:6]]
     ['Conv2D', 'MaxPooling2D', 'BatchNormalization', 'Conv2D']
     >>> m.count_params()
     919753
