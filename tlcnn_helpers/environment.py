@@ -1,8 +1,8 @@
 """What a student's machine offers: versions, processors, accelerators, Colab.
 
 >>> report = environment_report()
->>> sorted(report)[:3]
-['colab', 'cpu_bf16', 'devices']
+>>> report["backend"], isinstance(report["gpu"], bool)
+('tensorflow', True)
 >>> version_problems({"python": "3.11.7", "tensorflow": "2.21.0", "keras": "3.15.1",
 ...                   "keras_tuner": "1.4.8"})
 []
