@@ -1,0 +1,502 @@
+"""Training and evaluation: recipes, callbacks, time budgets, seeds, precision and reports.
+
+Two levels, both used by the notebooks and the ``train`` command:
+
+* :func:`fit` trains any compiled model on two ``tf.data`` datasets with the course's
+  callbacks (one progress line per epoch, per-epoch timing, an optional time budget, and
+  ``BackupAndRestore`` so an interrupted run resumes from its last finished epoch) and
+  returns a :class:`TrainingResult`.
+* :func:`train_recipe` does everything for a :class:`Recipe` (``"paper"`` or ``"fast"``,
+  see :func:`get_recipe`): pipelines, model, learning-rate schedule, precision, ``fit``.
+
+>>> import numpy as np
+>>> x = np.random.default_rng(0).integers(0, 255, (40, 32, 32, 3), dtype="uint8")
+>>> y = np.arange(40) % 3
+>>> recipe = get_recipe("fast", epochs=1, batch_size=20, widths=(8, 16))
+>>> result = train_recipe(recipe, (x, y), (x, y), num_classes=3, seed=0, verbose=0)
+>>> len(result.history), sorted(evaluate(result.model, x, y, num_classes=3))
+(1, ['test_accuracy', 'test_loss'])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import models as model_builders
+from .errors import ModelInputError, TLCNNError
+from .pipelines import make_dataset
+
+RECIPES = ("paper", "fast")
+SCHEDULES = ("constant", "warmup_cosine")
+
+
+# ---------------------------------------------------------------------------- recipes
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that defines a training run except the data.
+
+    ``schedule`` is ``"constant"`` or ``"warmup_cosine"`` (linear warm-up over
+    ``warmup_fraction`` of the steps to ``learning_rate``, then cosine decay to zero).
+    ``precision`` is a Keras dtype policy: ``"float32"`` or ``"mixed_bfloat16"``.
+    ``model_options`` go to the model builder (:mod:`tlcnn_helpers.models`).
+    """
+
+    name: str
+    model: str  # "paper" -> models.paper_cifar_cnn, "fast" -> models.fast_cifar_cnn
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    optimizer: str = "adam"  # "adam", "adamw" or "sgd" (Nesterov momentum 0.9)
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_fraction: float = 0.0
+    label_smoothing: float = 0.0
+    augment: str = "none"
+    precision: str = "float32"
+    steps_per_execution: int = 1
+    model_options: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line for notebooks and logs."""
+        return (f"{self.name}: {self.model} model, {self.epochs} epochs, batch {self.batch_size}, "
+                f"{self.optimizer} lr {self.learning_rate:g} ({self.schedule}), "
+                f"label smoothing {self.label_smoothing:g}, augment {self.augment}, "
+                f"{self.precision}")
+
+
+def paper_recipe(epochs: int = 30, batch_size: int = 64) -> Recipe:
+    """The paper's recipe: its CNN, Adam at 1e-3, no augmentation, 30 epochs.
+
+    >>> paper_recipe().epochs
+    30
+    """
+    return Recipe(name="paper", model="paper", epochs=epochs, batch_size=batch_size,
+                  learning_rate=model_builders.PAPER_LEARNING_RATE)
+
+
+def fast_recipe(epochs: int = 10, batch_size: int = 128, **overrides: Any) -> Recipe:
+    """The course's fast recipe; each setting is justified in ``benchmarks/README.md``.
+
+    A small ResNet-style model with BatchNorm before ReLU and global pooling (few weights,
+    fast on a CPU), AdamW with warm-up plus cosine decay (a high learning rate early, a
+    small one late, so few epochs suffice), label smoothing 0.1, and flips plus shifts done
+    by Keras preprocessing layers. ``overrides`` replace any :class:`Recipe` field, and
+    unknown keys (such as ``widths``) go to the model builder.
+
+    >>> fast_recipe(epochs=3).schedule
+    'warmup_cosine'
+    """
+    fields = set(Recipe.__dataclass_fields__)
+    model_options = {k: overrides.pop(k) for k in list(overrides) if k not in fields}
+    base = Recipe(name="fast", model="fast", epochs=epochs, batch_size=batch_size,
+                  learning_rate=4e-3, optimizer="adamw", weight_decay=5e-4,
+                  schedule="warmup_cosine", warmup_fraction=0.15, label_smoothing=0.1,
+                  augment="flip_translate", steps_per_execution=1,
+                  model_options=model_options)
+    return replace(base, **overrides)
+
+
+def get_recipe(name: str, profile: Any = None, **overrides: Any) -> Recipe:
+    """The ``"paper"`` or ``"fast"`` recipe, with epochs and batch size from ``profile.cifar``.
+
+    >>> from tlcnn_helpers.profiles import get_profile
+    >>> get_recipe("paper", get_profile("smoke")).epochs
+    2
+    """
+    if name not in RECIPES:
+        raise TLCNNError(f"recipe {name!r} is unknown: use one of {', '.join(RECIPES)}")
+    settings: dict[str, Any] = {}
+    if profile is not None:
+        budget = profile.cifar
+        settings = {"epochs": budget.paper_epochs if name == "paper" else budget.fast_epochs,
+                    "batch_size": budget.batch_size}
+    settings.update(overrides)
+    if name == "paper":
+        base = paper_recipe(settings.pop("epochs", 30), settings.pop("batch_size", 64))
+        return replace(base, **settings)
+    return fast_recipe(**settings)
+
+
+def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int):
+    """The learning rate of ``recipe``: a float, or a Keras schedule over all its steps.
+
+    >>> lr = learning_rate_schedule(fast_recipe(epochs=2), steps_per_epoch=10)
+    >>> round(float(lr(0)), 6), round(float(lr(3)), 4), round(float(lr(19)), 5)
+    (0.0, 0.004, 3e-05)
+    """
+    import keras
+
+    if recipe.schedule not in SCHEDULES:
+        raise TLCNNError(f"schedule {recipe.schedule!r} is unknown: use {', '.join(SCHEDULES)}")
+    if recipe.schedule == "constant":
+        return recipe.learning_rate
+    total = max(1, recipe.epochs * steps_per_epoch)
+    warmup = int(round(total * recipe.warmup_fraction))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0, decay_steps=max(1, total - warmup),
+        warmup_target=recipe.learning_rate, warmup_steps=warmup)
+
+
+def make_optimizer(recipe: Recipe, steps_per_epoch: int):
+    """The Keras optimizer of ``recipe`` with its learning-rate schedule."""
+    import keras
+
+    lr = learning_rate_schedule(recipe, steps_per_epoch)
+    if recipe.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if recipe.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True,
+                                    weight_decay=recipe.weight_decay or None)
+    raise TLCNNError(f"optimizer {recipe.optimizer!r} is unknown: use adam, adamw or sgd")
+
+
+def build_model(recipe: Recipe, input_shape: Sequence[int], num_classes: int,
+                steps_per_epoch: int):
+    """Build and compile the model of ``recipe`` under its precision policy.
+
+    The global dtype policy is restored afterwards, so other models are not affected.
+    """
+    import keras
+
+    builders: dict[str, Callable] = {"paper": model_builders.paper_cifar_cnn,
+                                     "fast": model_builders.fast_cifar_cnn}
+    if recipe.model not in builders:
+        raise TLCNNError(f"model {recipe.model!r} is unknown: use one of {', '.join(builders)}")
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(recipe.precision)
+    try:
+        options = dict(recipe.model_options)
+        if recipe.model == "paper":
+            options["compile"] = False
+        model = builders[recipe.model](tuple(input_shape), num_classes, **options)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    model_builders.compile_for_classification(
+        model, optimizer=make_optimizer(recipe, steps_per_epoch),
+        label_smoothing=recipe.label_smoothing)
+    model.steps_per_execution = recipe.steps_per_execution
+    return model
+
+
+# ---------------------------------------------------------------------------- callbacks
+def _keras_callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class EpochClock(_keras_callback_base()):
+    """Records, for each epoch, its metrics, the training seconds and the elapsed seconds.
+
+    ``elapsed_seconds`` counts from the start of ``fit`` (validation included); the
+    training seconds exclude validation, so ``images_per_second`` measures training only.
+    Prints one line per epoch when ``verbose``.
+    """
+
+    def __init__(self, images_per_epoch: int, epochs: int, verbose: bool = True,
+                 offset_seconds: float = 0.0):
+        super().__init__()
+        self.images_per_epoch = images_per_epoch
+        self.epochs = epochs
+        self.verbose = verbose
+        self.offset_seconds = offset_seconds
+        self.rows: list[dict[str, float]] = []
+        self._fit_start = self._epoch_start = self._train_end = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._fit_start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+        self._train_end = 0.0
+
+    def on_test_begin(self, logs=None):
+        if self._epoch_start and not self._train_end:
+            self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        train_seconds = (self._train_end or now) - self._epoch_start
+        row = {"epoch": epoch + 1}
+        row.update({k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"})
+        row["train_seconds"] = round(train_seconds, 3)
+        row["elapsed_seconds"] = round(self.offset_seconds + now - self._fit_start, 3)
+        self.rows.append(row)
+        if self.verbose:
+            shown = "  ".join(f"{k} {row[k]:.4f}" for k in
+                              ("loss", "accuracy", "val_loss", "val_accuracy") if k in row)
+            rate = self.images_per_epoch / max(train_seconds, 1e-9)
+            print(f"epoch {epoch + 1}/{self.epochs}  {shown}  "
+                  f"{now - self._epoch_start:.1f} s ({rate:,.0f} images/s)", flush=True)
+
+
+class TimeBudget(_keras_callback_base()):
+    """Stops training after an epoch when the next one would overrun ``seconds``.
+
+    The estimate is the slowest epoch so far, so the run ends within the budget unless a
+    single epoch is longer than it (at least one epoch always runs).
+    """
+
+    def __init__(self, seconds: float, verbose: bool = True):
+        super().__init__()
+        if seconds <= 0:
+            raise TLCNNError(f"time budget {seconds} s: give a positive number of seconds")
+        self.seconds = seconds
+        self.verbose = verbose
+        self.stopped_at_epoch: int | None = None
+        self._start = self._epoch_start = 0.0
+        self._longest = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self._longest = max(self._longest, now - self._epoch_start)
+        if now - self._start + self._longest > self.seconds:
+            self.stopped_at_epoch = epoch + 1
+            self.model.stop_training = True
+            if self.verbose:
+                print(f"time budget of {self.seconds:.0f} s reached: stopping after epoch "
+                      f"{epoch + 1}", flush=True)
+
+
+# ---------------------------------------------------------------------------- fit / evaluate
+@dataclass
+class TrainingResult:
+    """What :func:`fit` returns: the trained model and how the training went."""
+
+    model: Any
+    history: list[dict[str, float]]
+    train_seconds: float
+    wall_seconds: float
+    images_per_second: float
+    stopped_by_time_budget: bool = False
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history)
+
+    def curve(self, metric: str) -> list[float]:
+        """One metric across epochs, e.g. ``result.curve("val_accuracy")``."""
+        return [row[metric] for row in self.history if metric in row]
+
+
+def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
+        time_budget_seconds: float | None = None, backup_dir: str | os.PathLike | None = None,
+        verbose: bool = True, callbacks: Sequence[Any] = ()) -> TrainingResult:
+    """Train a compiled ``model`` with the course's callbacks and time it.
+
+    ``backup_dir`` turns on Keras ``BackupAndRestore``: if the process dies, calling ``fit``
+    again with the same folder resumes after the last finished epoch (the history then
+    holds only the epochs run in this call). ``time_budget_seconds`` stops training early
+    (see :class:`TimeBudget`). ``images_per_epoch`` is used for the throughput figure.
+
+    >>> import numpy as np
+    >>> from tlcnn_helpers.models import paper_cifar_cnn
+    >>> x = np.zeros((8, 32, 32, 3), "uint8"); y = np.arange(8) % 2
+    >>> ds = make_dataset(x, y, num_classes=2, batch_size=4)
+    >>> r = fit(paper_cifar_cnn(num_classes=2, dense_units=8), ds, epochs=1,
+    ...         images_per_epoch=8, verbose=False)
+    >>> r.epochs, r.images_per_second > 0
+    (1, True)
+    """
+    import keras
+
+    clock = EpochClock(images_per_epoch, epochs, verbose=verbose)
+    all_callbacks: list[Any] = [clock, *callbacks]
+    budget = None
+    if time_budget_seconds:
+        budget = TimeBudget(time_budget_seconds, verbose=verbose)
+        all_callbacks.append(budget)
+    if backup_dir is not None:
+        all_callbacks.insert(0, keras.callbacks.BackupAndRestore(os.fspath(backup_dir)))
+    start = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, shuffle=False,
+              callbacks=all_callbacks)
+    wall = time.perf_counter() - start
+    train_seconds = sum(row["train_seconds"] for row in clock.rows)
+    images = images_per_epoch * len(clock.rows)
+    return TrainingResult(
+        model=model, history=clock.rows, train_seconds=round(train_seconds, 3),
+        wall_seconds=round(wall, 3),
+        images_per_second=round(images / train_seconds, 1) if train_seconds else 0.0,
+        stopped_by_time_budget=bool(budget and budget.stopped_at_epoch))
+
+
+def check_images_fit(model, x: np.ndarray, source: str = "the images") -> None:
+    """Raise :class:`ModelInputError` when images of ``x``'s shape cannot go into ``model``.
+
+    >>> from tlcnn_helpers.models import paper_cifar_cnn
+    >>> check_images_fit(paper_cifar_cnn(), np.zeros((1, 96, 96, 3)), "stl10")
+    Traceback (most recent call last):
+    ...
+    tlcnn_helpers.errors.ModelInputError: stl10 are 96x96x3 images but the model expects 32x32x3: ...
+    """
+    expected = tuple(model.input_shape[1:])
+    got = tuple(np.shape(x)[1:])
+    if expected != got:
+        def shape_text(s):
+            return "x".join(str(d) for d in s)
+
+        raise ModelInputError(
+            f"{source} are {shape_text(got)} images but the model expects "
+            f"{shape_text(expected)}: a model trained on one image size cannot be evaluated on "
+            f"another. Resize the images, or see notebooks/05_transfer_learning.ipynb to move "
+            f"a trained model to a new input size.")
+
+
+def evaluate(model, x: np.ndarray, y: np.ndarray, *, num_classes: int | None = None,
+             batch_size: int = 256) -> dict[str, float]:
+    """``{"test_accuracy", "test_loss"}`` of ``model`` on uint8 images ``x``, int labels ``y``.
+
+    The loss is plain categorical cross-entropy (no label smoothing), so recipes trained
+    with and without smoothing are compared on the same scale.
+    """
+    import keras
+
+    check_images_fit(model, x)
+    num_classes = num_classes or int(model.output_shape[-1])
+    probabilities = predict(model, x, batch_size=batch_size)
+    labels = model_builders.one_hot(np.asarray(y), num_classes)
+    loss = keras.losses.categorical_crossentropy(labels, probabilities)
+    accuracy = float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(y)))
+    return {"test_accuracy": round(accuracy, 6), "test_loss": round(float(np.mean(loss)), 6)}
+
+
+def predict(model, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (float32) for uint8 images, batched through tf.data."""
+    import tensorflow as tf
+
+    check_images_fit(model, x)
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(x)).batch(batch_size)
+    return np.concatenate([np.asarray(model(batch, training=False), dtype="float32")
+                           for batch in ds]) if len(x) else np.zeros((0, model.output_shape[-1]))
+
+
+# ---------------------------------------------------------------------------- recipes end to end
+def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
+                 val: tuple[np.ndarray, np.ndarray] | None, *, num_classes: int, seed: int = 0,
+                 time_budget_seconds: float | None = None,
+                 backup_dir: str | os.PathLike | None = None, verbose: bool = True,
+                 model=None) -> TrainingResult:
+    """Train ``recipe`` on ``train`` = (uint8 images, int labels), validating on ``val``.
+
+    Seeds Python, NumPy and Keras with ``seed`` first, so the same call gives the same
+    model. ``model`` replaces the recipe's freshly built model (it is re-compiled with the
+    recipe's optimizer); see :func:`fit` for ``backup_dir`` and ``time_budget_seconds``.
+    """
+    import keras
+
+    x, y = train
+    if len(x) == 0:
+        raise ModelInputError("no training images: the training split is empty")
+    keras.utils.set_random_seed(seed)
+    steps_per_epoch = math.ceil(len(x) / recipe.batch_size)
+    if model is None:
+        model = build_model(recipe, x.shape[1:], num_classes, steps_per_epoch)
+    else:
+        check_images_fit(model, x, "the training images")
+        model_builders.compile_for_classification(
+            model, optimizer=make_optimizer(recipe, steps_per_epoch),
+            label_smoothing=recipe.label_smoothing)
+    train_ds = make_dataset(x, y, num_classes=num_classes, batch_size=recipe.batch_size,
+                            training=True, seed=seed, augment=recipe.augment)
+    val_ds = None
+    if val is not None:
+        val_ds = make_dataset(*val, num_classes=num_classes, batch_size=256)
+    if verbose:
+        print(recipe.describe(), flush=True)
+    return fit(model, train_ds, val_ds, epochs=recipe.epochs, images_per_epoch=len(x),
+               time_budget_seconds=time_budget_seconds, backup_dir=backup_dir, verbose=verbose)
+
+
+# ---------------------------------------------------------------------------- reports
+def training_report(result: TrainingResult, metrics: dict[str, float], *, recipe: Recipe,
+                    profile: str, data_source: str, **extra: Any) -> dict[str, Any]:
+    """The JSON-ready report of a run (the ``train`` command writes it).
+
+    >>> r = TrainingResult(None, [{"epoch": 1, "val_accuracy": 0.5, "elapsed_seconds": 2.0}],
+    ...                    2.0, 2.5, 100.0)
+    >>> rep = training_report(r, {"test_accuracy": 0.5, "test_loss": 1.2},
+    ...                       recipe=paper_recipe(1), profile="smoke", data_source="synthetic")
+    >>> rep["epochs"], rep["history"][0]["val_accuracy"]
+    (1, 0.5)
+    """
+    report: dict[str, Any] = {
+        "test_accuracy": metrics["test_accuracy"],
+        "test_loss": metrics["test_loss"],
+        "epochs": result.epochs,
+        "train_seconds": result.train_seconds,
+        "wall_seconds": result.wall_seconds,
+        "images_per_second": result.images_per_second,
+        "recipe": recipe.name,
+        "profile": profile,
+        "data_source": data_source,
+        "stopped_by_time_budget": result.stopped_by_time_budget,
+        "settings": asdict(recipe),
+        "history": result.history,
+    }
+    report.update(extra)
+    return report
+
+
+def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``data`` as JSON atomically: a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_model(model, path: str | os.PathLike) -> Path:
+    """Save ``model`` as ``.keras`` atomically (a crash keeps the previous file intact)."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise TLCNNError(f"{path}: Keras 3 saves whole models as .keras files; use that suffix")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_model(path: str | os.PathLike):
+    """Load a ``.keras`` model, with a clear error when the file is missing or not a model."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelInputError(f"no model file at {path}: train one first (notebook 03, or "
+                              f"`python -m tlcnn_helpers train cifar10 --out {path}`)")
+    try:
+        return keras.models.load_model(path)
+    except Exception as err:  # Keras raises several types for a damaged archive
+        raise ModelInputError(f"{path} is not a readable .keras model ({err}); delete it and "
+                              f"train again") from err
