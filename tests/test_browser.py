@@ -1,0 +1,265 @@
+"""Notebook 01 in JupyterLab, driven in headless Chromium as a student would use it.
+
+Starts JupyterLab on 127.0.0.1 (free port, known token, temporary root and settings),
+opens a copy of ``notebooks/01_convolution.ipynb``, runs the cells up to and including
+the convolution explorer with Shift+Enter, moves one of its controls, checks that the
+rendered output changes, and saves a screenshot under the test's temporary folder.
+
+Needs Debian's ``chromium`` (``.ci/install-browser`` installs it); without it the test is
+skipped, naming the package. Playwright only drives it: no browser is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "01_convolution.ipynb"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# How the explorer cell is recognised in notebook 01: it calls the widget from tlcnn_helpers.
+EXPLORER_CALL = "convolution_explorer("
+SERVER_START_SECONDS = 60
+CELLS_RUN_SECONDS = 150
+OUTPUT_CHANGE_SECONDS = 30
+# Warnings and tracebacks are both rendered as stderr; a traceback says so.
+STDERR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+
+# JupyterLab settings for a quiet, deterministic page: every cell in the DOM (no
+# windowing), no news or update checks (no network).
+LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false", "checkForUpdates": False},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def explorer_cell_index(nb) -> int:
+    """Index of the first code cell that builds the convolution explorer."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and EXPLORER_CALL in cell.source:
+            return index
+    raise AssertionError(f"{NOTEBOOK.name} has no code cell calling {EXPLORER_CALL}...)")
+
+
+def _server_log(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-3000:] if log_path.exists() else "(no log)"
+
+
+@contextmanager
+def jupyter_lab(root_dir: Path, state_dir: Path, started: list[int]):
+    """A JupyterLab server on 127.0.0.1; yields ``(base_url, token)`` and always stops it.
+
+    Appends the server's process id, which is also its session id, to ``started``.
+    """
+    port, token = free_port(), secrets.token_hex(16)
+    settings_dir = state_dir / "settings"
+    for name, values in LAB_SETTINGS.items():
+        plugin, _, file_name = name.rpartition("/")
+        (settings_dir / plugin).mkdir(parents=True, exist_ok=True)
+        (settings_dir / plugin / file_name).write_text(json.dumps(values))
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)  # let the kernel pick the inline backend, as for a student
+    env.update({
+        "TLCNN_PROFILE": "smoke",
+        "JUPYTER_CONFIG_DIR": str(state_dir / "config"),
+        "JUPYTER_DATA_DIR": str(state_dir / "data"),
+        "JUPYTER_RUNTIME_DIR": str(state_dir / "runtime"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    })
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}",
+        f"--LabApp.user_settings_dir={settings_dir}",
+        f"--LabApp.workspaces_dir={state_dir / 'workspaces'}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.news_url=", "--LabApp.extension_manager=readonly",
+        "--ServerApp.terminals_enabled=False", "--ServerApp.allow_root=True",
+    ]
+    log_path = state_dir / "jupyterlab.log"
+    with open(log_path, "wb") as log:
+        # Own session, so the kernels it starts can be stopped with it.
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                  cwd=root_dir, start_new_session=True)
+    started.append(server.pid)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"JupyterLab exited with code {server.returncode} before serving:\n"
+                            + _server_log(log_path))
+            try:
+                with urllib.request.urlopen(f"{base_url}/api/status?token={token}", timeout=2):
+                    break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not answer on {base_url} within "
+                                f"{SERVER_START_SECONDS} s:\n" + _server_log(log_path))
+                time.sleep(0.3)
+        yield base_url, token
+    finally:
+        stop_process_group(server)
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM (JupyterLab then shuts its kernels down), SIGKILL the group if it lingers."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # anything left in its session: kernels
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+def processes_in_session(session_id: int) -> list[psutil.Process]:
+    """Processes still alive in the session that JupyterLab was started in."""
+    alive = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == session_id and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except (OSError, psutil.Error):
+            continue
+    return alive
+
+
+@contextmanager
+def chromium_page():
+    """A page in headless Debian Chromium driven by Playwright; always closed."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's package with "
+                    "`apt-get install chromium` (or run .ci/install-browser)")
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                                 timeout=60_000)
+        except PlaywrightError as err:
+            pytest.fail(f"{CHROMIUM} is installed but could not start; run "
+                        f"`{CHROMIUM} --headless --no-sandbox about:blank` to see why.\n{err}")
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            yield page
+        finally:
+            browser.close()
+
+
+def rendered_output(cell) -> str:
+    """What the student sees in a cell's output: its text and the data of its images."""
+    return cell.locator(".jp-Cell-outputArea").evaluate(
+        "area => area.innerText + '\\n' + Array.from(area.querySelectorAll('img'))"
+        ".map(img => img.src).join('\\n')")
+
+
+def move_a_control(cell) -> str:
+    """Change the explorer's first dropdown to another option, else nudge its first slider."""
+    dropdown = cell.locator(".widget-dropdown select").first
+    if dropdown.count():
+        current = dropdown.input_value()
+        values = dropdown.locator("option").evaluate_all("opts => opts.map(o => o.value)")
+        other = next(v for v in values if v != current)
+        dropdown.select_option(other)
+        return f"dropdown {current!r} -> {other!r}"
+    handle = cell.locator(".widget-slider .noUi-handle").first
+    handle.focus()
+    handle.press("ArrowRight")
+    return "slider one step right"
+
+
+def test_convolution_explorer_reacts_to_its_controls_in_jupyterlab(tmp_path):
+    if not NOTEBOOK.exists():
+        pytest.fail(f"{NOTEBOOK} is missing: the browser test opens it")
+    explorer_index = explorer_cell_index(nbformat.read(NOTEBOOK, as_version=4))
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+
+    server_session = []
+    with chromium_page() as page, \
+            jupyter_lab(root, tmp_path / "state", server_session) as (base_url, token):
+        page.set_default_timeout(60_000)
+        page.goto(f"{base_url}/lab/tree/{NOTEBOOK.name}?token={token}")
+        cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+        cells.first.wait_for()
+        # The status bar says "Python 3 (ipykernel) | Idle" once the kernel is connected.
+        page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for()
+
+        # Run cells from the top, one Shift+Enter each, like a student.
+        cells.first.locator(".jp-InputArea").click()
+        page.keyboard.press("Escape")
+        for _ in range(explorer_index + 1):
+            page.keyboard.press("Shift+Enter")
+
+        explorer = cells.nth(explorer_index)
+        prompt = explorer.locator(".jp-InputPrompt")
+        deadline = time.monotonic() + CELLS_RUN_SECONDS
+        while not prompt.inner_text().strip().strip("[]:").isdigit():
+            tracebacks = [text for text in page.locator(STDERR_OUTPUT).all_inner_texts()
+                          if "Traceback" in text]
+            if tracebacks:
+                page.screenshot(path=tmp_path / "cell-error.png", full_page=True)
+                pytest.fail("a cell before the explorer raised:\n" + tracebacks[0][-2000:])
+            if time.monotonic() > deadline:
+                page.screenshot(path=tmp_path / "timeout.png", full_page=True)
+                pytest.fail(f"cells 0..{explorer_index} did not finish within "
+                            f"{CELLS_RUN_SECONDS} s (explorer prompt {prompt.inner_text()!r})")
+            page.wait_for_timeout(250)
+
+        explorer.locator(".jupyter-widgets").first.wait_for()
+        explorer.locator(".jp-Cell-outputArea img, .jp-Cell-outputArea pre").first.wait_for()
+        page.wait_for_timeout(500)  # let the first render settle
+        before = rendered_output(explorer)
+        explorer.scroll_into_view_if_needed()
+        page.screenshot(path=tmp_path / "explorer-before.png")
+
+        moved = move_a_control(explorer)
+        deadline = time.monotonic() + OUTPUT_CHANGE_SECONDS
+        while rendered_output(explorer) == before:
+            if time.monotonic() > deadline:
+                page.screenshot(path=tmp_path / "explorer-unchanged.png")
+                pytest.fail(f"the explorer's output did not change after moving a control "
+                            f"({moved}) within {OUTPUT_CHANGE_SECONDS} s")
+            page.wait_for_timeout(200)
+        page.wait_for_timeout(300)
+        output = explorer.locator(".jp-Cell-outputArea")
+        output.scroll_into_view_if_needed()
+        page.screenshot(path=tmp_path / "jupyterlab.png")
+        screenshot = tmp_path / "explorer.png"
+        output.screenshot(path=screenshot)
+        assert screenshot.stat().st_size > 5_000
+
+    assert not processes_in_session(server_session[0]), "JupyterLab or a kernel is still running"
