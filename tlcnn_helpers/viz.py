@@ -1,0 +1,318 @@
+"""Figures for the course: images, kernels, feature maps, filters, small charts.
+
+Every helper returns a closed :class:`matplotlib.figure.Figure`: a notebook cell that ends
+with the call shows it exactly once (Jupyter renders the returned figure), scripts and
+tests can save it, and nothing piles up in pyplot's figure list. Titles and axis labels
+are always set; maps use colour-blind-safe colour maps (``gray`` for photographs,
+``viridis`` for feature maps, ``cividis`` for kernels and charts).
+
+Sample photographs come from the files that ship inside scikit-image's wheel
+(``cat`` is its "chelsea"), so they need no download.
+
+>>> image = sample_image("coffee", size=64)
+>>> image.shape, image.dtype, float(image.max()) <= 1.0
+((64, 96, 3), dtype('float32'), True)
+>>> fig = show_images([image], ["coffee"], suptitle="A sample")
+>>> len(fig.axes)
+1
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from .errors import ModelInputError
+from .ops import ReceptiveField, to_grayscale
+
+IMAGE_CMAP = "gray"
+MAP_CMAP = "viridis"
+KERNEL_CMAP = "cividis"
+
+# Course name -> scikit-image loader name; all of these are files inside the wheel.
+SAMPLE_IMAGES: dict[str, str] = {
+    "cat": "chelsea",
+    "astronaut": "astronaut",
+    "coffee": "coffee",
+    "camera": "camera",
+}
+
+
+def sample_image(name: str, size: int = 128, gray: bool = False) -> np.ndarray:
+    """A scikit-image sample photograph, ``size`` pixels high, float32 in [0, 1].
+
+    The width keeps the photo's proportions. ``gray=True`` gives a 2-D image.
+
+    >>> sample_image("cat", size=32, gray=True).shape
+    (32, 48)
+    """
+    import skimage.data
+    from skimage.transform import resize
+
+    if name not in SAMPLE_IMAGES:
+        raise ModelInputError(f"unknown sample image {name!r}: use one of "
+                              f"{', '.join(SAMPLE_IMAGES)}")
+    image = getattr(skimage.data, SAMPLE_IMAGES[name])()
+    width = round(size * image.shape[1] / image.shape[0])
+    image = resize(image.astype(np.float32) / 255.0, (size, width), anti_aliasing=True)
+    image = np.clip(image, 0.0, 1.0).astype(np.float32)
+    return to_grayscale(image) if gray else image
+
+
+def sample_images(size: int = 128, gray: bool = False) -> dict[str, np.ndarray]:
+    """All :data:`SAMPLE_IMAGES`, by name (see :func:`sample_image`)."""
+    return {name: sample_image(name, size, gray) for name in SAMPLE_IMAGES}
+
+
+def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False,
+                             layout="constrained")
+    plt.close(fig)  # the caller returns it: shown once, never twice
+    return fig, axes
+
+
+def _label_pixels(ax, title: str) -> None:
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("column (pixel)", fontsize=8)
+    ax.set_ylabel("row (pixel)", fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
+def _display_range(image: np.ndarray) -> np.ndarray:
+    """Floats to [0, 1] for imshow: RGB images are clipped, uint8 scaled."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    return np.clip(image, 0.0, 1.0) if image.ndim == 3 else image
+
+
+def show_images(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, *,
+                cmap: str = IMAGE_CMAP, suptitle: str | None = None, ncols: int | None = None,
+                colorbar: bool = False, size: float = 2.6) -> Figure:
+    """Images side by side, each with a title and pixel axes.
+
+    2-D arrays use ``cmap`` (gray for photos, viridis for feature maps); ``(H, W, 3)``
+    arrays are shown in colour. ``colorbar=True`` adds a value scale to 2-D images.
+
+    >>> fig = show_images([np.zeros((4, 4)), np.ones((4, 4, 3))], ["a", "b"])
+    >>> [ax.get_title() for ax in fig.axes]
+    ['a', 'b']
+    """
+    images = list(images)
+    if not images:
+        raise ModelInputError("show_images got no images: pass a list of arrays")
+    titles = list(titles) if titles is not None else [f"image {i}" for i in range(len(images))]
+    ncols = ncols or min(len(images), 4)
+    nrows = -(-len(images) // ncols)
+    fig, axes = _figure(nrows, ncols, size * ncols, size * nrows + (0.4 if suptitle else 0))
+    for ax in axes.flat[len(images):]:
+        ax.set_axis_off()
+    for ax, image, title in zip(axes.flat, images, titles, strict=False):
+        image = np.asarray(image)
+        if image.ndim == 3 and image.shape[-1] == 1:
+            image = image[..., 0]
+        shown = ax.imshow(_display_range(image), cmap=cmap if image.ndim == 2 else None)
+        if colorbar and image.ndim == 2:
+            fig.colorbar(shown, ax=ax, shrink=0.8)
+        _label_pixels(ax, title)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def draw_kernel(ax, kernel: np.ndarray, title: str = "kernel") -> None:
+    """A small kernel as a cividis heat map with its numbers written in the cells."""
+    kernel = np.asarray(kernel, dtype=float)
+    limit = max(float(np.abs(kernel).max()), 1e-9)
+    ax.imshow(kernel, cmap=KERNEL_CMAP, vmin=-limit, vmax=limit)
+    for (row, col), value in np.ndenumerate(kernel):
+        ax.text(col, row, f"{value:.2g}", ha="center", va="center", fontsize=8,
+                color="black" if value > 0 else "white")
+    ax.set_xticks(range(kernel.shape[1]))
+    ax.set_yticks(range(kernel.shape[0]))
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("kernel column", fontsize=8)
+    ax.set_ylabel("kernel row", fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
+def show_kernels(kernels: Mapping[str, np.ndarray], suptitle: str = "Kernels") -> Figure:
+    """Several named 2-D kernels with their values.
+
+    >>> len(show_kernels({"a": np.eye(3), "b": -np.eye(3)}).axes)
+    2
+    """
+    fig, axes = _figure(1, len(kernels), 2.2 * len(kernels), 2.6)
+    for ax, (name, kernel) in zip(axes.flat, kernels.items(), strict=True):
+        draw_kernel(ax, kernel, name)
+    fig.suptitle(suptitle)
+    return fig
+
+
+def show_convolution(image: np.ndarray, kernel: np.ndarray, output: np.ndarray,
+                     title: str = "Convolution") -> Figure:
+    """Input image, kernel and the feature map it produces, with their shapes.
+
+    >>> fig = show_convolution(np.zeros((8, 8)), np.eye(3), np.zeros((6, 6)))
+    >>> fig.axes[2].get_title()
+    'feature map (6, 6)'
+    """
+    fig, axes = _figure(1, 3, 9.0, 3.2)
+    image = np.asarray(image)
+    axes[0, 0].imshow(_display_range(image), cmap=IMAGE_CMAP if image.ndim == 2 else None)
+    _label_pixels(axes[0, 0], f"input {image.shape}")
+    draw_kernel(axes[0, 1], kernel, f"kernel {np.asarray(kernel).shape}")
+    shown = axes[0, 2].imshow(output, cmap=MAP_CMAP)
+    fig.colorbar(shown, ax=axes[0, 2], shrink=0.8)
+    _label_pixels(axes[0, 2], f"feature map {np.asarray(output).shape}")
+    fig.suptitle(title)
+    return fig
+
+
+def show_pair(before: np.ndarray, after: np.ndarray, titles: Sequence[str], *,
+              cmaps: Sequence[str] = (IMAGE_CMAP, MAP_CMAP), suptitle: str | None = None,
+              size: float = 3.4) -> Figure:
+    """An image and what an operation made of it, side by side at their true pixel scale.
+
+    Both panels share the pixel scale, so a smaller output looks smaller; the second one
+    has a colour bar.
+
+    >>> fig = show_pair(np.zeros((8, 8)), np.zeros((4, 4)), ["in", "out"])
+    >>> [ax.get_title() for ax in fig.axes[:2]]
+    ['in', 'out']
+    """
+    fig, axes = _figure(1, 2, 2 * size + 0.8, size + (0.3 if suptitle else 0))
+    for ax, image, title, cmap in zip(axes.flat, (before, after), titles, cmaps, strict=True):
+        image = np.asarray(image)
+        shown = ax.imshow(_display_range(image) if image.ndim == 3 else image,
+                          cmap=cmap if image.ndim == 2 else None)
+        _label_pixels(ax, title)
+    fig.colorbar(shown, ax=axes[0, 1], shrink=0.8)
+    # same pixel scale: the output panel spans as many pixels as the input one
+    height, width = np.asarray(before).shape[:2]
+    axes[0, 1].set_xlim(-0.5, width - 0.5)
+    axes[0, 1].set_ylim(height - 0.5, -0.5)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def show_feature_maps(maps: np.ndarray, title: str = "Feature maps", max_maps: int = 16,
+                      ncols: int = 8) -> Figure:
+    """The channels of one feature map ``(H, W, F)``, one small image per filter.
+
+    >>> len(show_feature_maps(np.zeros((6, 6, 3))).axes)
+    3
+    """
+    maps = np.asarray(maps)
+    if maps.ndim != 3:
+        raise ModelInputError(f"maps has shape {maps.shape}: pass one image's maps (H, W, F)")
+    count = min(maps.shape[-1], max_maps)
+    ncols = min(ncols, count)
+    nrows = -(-count // ncols)
+    fig, axes = _figure(nrows, ncols, 1.5 * ncols, 1.5 * nrows + 0.5)
+    for index, ax in enumerate(axes.flat):
+        if index >= count:
+            ax.set_axis_off()
+            continue
+        ax.imshow(maps[..., index], cmap=MAP_CMAP)
+        ax.set_title(f"filter {index}", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.supxlabel("column (pixel)", fontsize=8)
+    fig.supylabel("row (pixel)", fontsize=8)
+    fig.suptitle(f"{title} {maps.shape[:2]}, {count} of {maps.shape[-1]} filters")
+    return fig
+
+
+def show_filters(kernel: np.ndarray, title: str = "First-layer filters",
+                 max_filters: int = 16) -> Figure:
+    """First-layer filters ``(kh, kw, 3, F)`` as small colour patches (each scaled to [0, 1]).
+
+    >>> len(show_filters(np.random.default_rng(0).normal(size=(3, 3, 3, 4))).axes)
+    4
+    """
+    kernel = np.asarray(kernel, dtype=float)
+    if kernel.ndim != 4 or kernel.shape[2] not in (1, 3):
+        raise ModelInputError(f"kernel has shape {kernel.shape}: pass a first layer's weights "
+                              "(kh, kw, 3, filters), e.g. model.layers[0].get_weights()[0]")
+    count = min(kernel.shape[-1], max_filters)
+    ncols = min(8, count)
+    nrows = -(-count // ncols)
+    fig, axes = _figure(nrows, ncols, 1.3 * ncols, 1.3 * nrows + 0.5)
+    for index, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if index >= count:
+            ax.set_axis_off()
+            continue
+        patch = kernel[..., index]
+        patch = (patch - patch.min()) / max(float(np.ptp(patch)), 1e-9)
+        ax.imshow(patch[..., 0] if patch.shape[-1] == 1 else patch, cmap=IMAGE_CMAP)
+        ax.set_title(f"filter {index}", fontsize=7)
+    fig.suptitle(f"{title} ({kernel.shape[0]}x{kernel.shape[1]}, colours = RGB weights)")
+    return fig
+
+
+def plot_receptive_fields(rows: Sequence[ReceptiveField], image_size: int | None = None,
+                          title: str = "Receptive field grows with depth") -> Figure:
+    """Receptive field size after each layer, optionally against the image size.
+
+    >>> from tlcnn_helpers.ops import receptive_fields
+    >>> fig = plot_receptive_fields(receptive_fields([("c1", 3, 1), ("c2", 3, 1)]), 32)
+    >>> fig.axes[0].get_ylabel()
+    'receptive field (pixels)'
+    """
+    fig, axes = _figure(1, 1, 6.0, 3.2)
+    ax = axes[0, 0]
+    colours = plt.get_cmap(KERNEL_CMAP)(np.linspace(0.15, 0.85, len(rows)))
+    bars = ax.bar([r.layer for r in rows], [r.size for r in rows], color=colours)
+    ax.bar_label(bars, labels=[f"{r.size}" for r in rows], fontsize=8)
+    if image_size:
+        ax.axhline(image_size, color="black", linestyle="--", linewidth=1,
+                   label=f"image size ({image_size} px)")
+        ax.legend(fontsize=8)
+    ax.set_title(title)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("receptive field (pixels)")
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    return fig
+
+
+def plot_lines(x: Sequence[float], series: Mapping[str, Sequence[float]], *, title: str,
+               xlabel: str, ylabel: str) -> Figure:
+    """A few named curves, told apart by marker and line style as well as colour.
+
+    >>> fig = plot_lines([1, 2], {"a": [0, 1], "b": [1, 0]}, title="t", xlabel="x", ylabel="y")
+    >>> fig.axes[0].get_title()
+    't'
+    """
+    fig, axes = _figure(1, 1, 6.0, 3.4)
+    ax = axes[0, 0]
+    colours = plt.get_cmap(KERNEL_CMAP)(np.linspace(0.0, 0.85, max(len(series), 1)))
+    styles = ["-", "--", ":", "-."]
+    markers = ["o", "s", "^", "D", "v"]
+    for index, (name, values) in enumerate(series.items()):
+        ax.plot(x, values, label=name, color=colours[index], marker=markers[index % 5],
+                linestyle=styles[index % 4])
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
+    """PNG bytes of a figure (for image widgets and static outputs).
+
+    >>> figure_to_png(show_images([np.zeros((2, 2))]))[:4]
+    b'\\x89PNG'
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
