@@ -434,3 +434,19 @@ def test_good_cached_files_survive_a_failed_download(cifar_source, tmp_path, ser
     after = {p.name: p.read_bytes() for p in (tmp_path / "cifar-10-batches-py").iterdir()}
     assert before == after
     assert len(load_cifar10(tmp_path, download=False)[0][0]) == 90
+
+
+def _load_synthetic_stl(folder: str) -> int:
+    (x, _), _ = load_stl10(folder, source="synthetic", synthetic_per_class=(3, 1), seed=5)
+    return int(x.sum())
+
+
+def test_concurrent_synthetic_writers_all_see_a_complete_dataset(tmp_path):
+    """Tuning workers may create the same synthetic data at once; none may break another."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(3) as pool:
+        sums = list(pool.map(_load_synthetic_stl, [str(tmp_path)] * 3))
+    assert len(set(sums)) == 1
+    leftovers = [p.name for p in (tmp_path / "synthetic").rglob(".*")]
+    assert leftovers == [] and sums[0] == _load_synthetic_stl(str(tmp_path))

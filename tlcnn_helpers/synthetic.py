@@ -120,9 +120,23 @@ def _balanced_labels(num_classes: int, per_class: int, rng: np.random.Generator)
 
 
 def _atomic_folder(final: Path):
-    """A temporary sibling folder that is renamed to ``final`` once complete."""
+    """A temporary sibling folder that :func:`_publish` renames to ``final`` once complete."""
     final.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}-"))
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final`` atomically; if another process got there first, keep theirs.
+
+    Several processes (tuning workers, notebooks) may write the same deterministic dataset
+    at once: readers only ever see a complete folder, and nobody deletes one in use.
+    """
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if not final.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_cifar10(out_dir: str | os.PathLike, train_per_class: int = 200,
@@ -131,7 +145,8 @@ def write_cifar10(out_dir: str | os.PathLike, train_per_class: int = 200,
 
     Creates ``cifar-10-batches-py/`` (pickled dicts with bytes keys: ``data_batch_1..5``,
     ``test_batch``, ``batches.meta``) and ``cifar-10-batches-bin/`` (rows of one label byte
-    and 3072 pixel bytes, ``batches.meta.txt``), with all ten official classes.
+    and 3072 pixel bytes, ``batches.meta.txt``), with all ten official classes. A folder
+    that already exists is kept as it is (the first complete writer wins).
 
     >>> import tempfile
     >>> folder = write_cifar10(tempfile.mkdtemp(), train_per_class=5, test_per_class=2)
@@ -150,8 +165,6 @@ def write_cifar10(out_dir: str | os.PathLike, train_per_class: int = 200,
     batches.append(("test_batch", test_labels, test_images))
     for layout in ("cifar-10-batches-py", "cifar-10-batches-bin"):
         final = out / layout
-        if final.exists():
-            shutil.rmtree(final)
         tmp = _atomic_folder(final)
         for name, labels, images in batches:
             rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
@@ -171,7 +184,7 @@ def write_cifar10(out_dir: str | os.PathLike, train_per_class: int = 200,
                 pickle.dump(meta, f, protocol=2)
         else:
             (tmp / "batches.meta.txt").write_text("\n".join(CIFAR10_CLASSES) + "\n")
-        os.replace(tmp, final)
+        _publish(tmp, final)
     return out
 
 
@@ -190,8 +203,6 @@ def write_stl10(out_dir: str | os.PathLike, train_per_class: int = 200, test_per
     """
     out = Path(out_dir)
     final = out / "stl10_binary"
-    if final.exists():
-        shutil.rmtree(final)
     tmp = _atomic_folder(final)
     rng = np.random.default_rng(seed)
     for split, per_class, offset in (("train", train_per_class, 1), ("test", test_per_class, 2)):
@@ -200,5 +211,5 @@ def write_stl10(out_dir: str | os.PathLike, train_per_class: int = 200, test_per
         (tmp / f"{split}_X.bin").write_bytes(images.transpose(0, 3, 2, 1).tobytes())
         (tmp / f"{split}_y.bin").write_bytes((labels + 1).astype(np.uint8).tobytes())
     (tmp / "class_names.txt").write_text("\n".join(STL10_CLASSES) + "\n")
-    os.replace(tmp, final)
+    _publish(tmp, final)
     return out
