@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from .errors import TLCNNError
 
-COMMANDS = ("course",)
+COMMANDS = ("course", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,6 +37,7 @@ from .errors import ModelInputError, TLCNNError
 from .pipelines import make_dataset
 
 RECIPES = ("paper", "fast")
+BACKUP_SUBFOLDER = "tlcnn-backup"
 SCHEDULES = ("constant", "warmup_cosine")
 
 
@@ -206,17 +207,29 @@ class EpochClock(_keras_callback_base()):
     """
 
     def __init__(self, images_per_epoch: int, epochs: int, verbose: bool = True,
-                 offset_seconds: float = 0.0):
+                 history_file: str | os.PathLike | None = None):
         super().__init__()
         self.images_per_epoch = images_per_epoch
         self.epochs = epochs
         self.verbose = verbose
-        self.offset_seconds = offset_seconds
+        self.history_file = Path(history_file) if history_file else None
         self.rows: list[dict[str, float]] = []
+        self.resumed_after_epoch = 0
+        self.offset_seconds = 0.0
         self._fit_start = self._epoch_start = self._train_end = 0.0
 
     def on_train_begin(self, logs=None):
         self._fit_start = time.perf_counter()
+        # BackupAndRestore (earlier in the list) has set the epoch to resume after.
+        self.resumed_after_epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
+        if self.resumed_after_epoch and self.history_file and self.history_file.is_file():
+            saved = json.loads(self.history_file.read_text())
+            self.rows = [row for row in saved if row["epoch"] <= self.resumed_after_epoch]
+            if self.rows:
+                self.offset_seconds = self.rows[-1]["elapsed_seconds"]
+            if self.verbose:
+                print(f"resuming after epoch {self.resumed_after_epoch} from the backup",
+                      flush=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
@@ -234,6 +247,8 @@ class EpochClock(_keras_callback_base()):
         row["train_seconds"] = round(train_seconds, 3)
         row["elapsed_seconds"] = round(self.offset_seconds + now - self._fit_start, 3)
         self.rows.append(row)
+        if self.history_file:
+            save_json(self.rows, self.history_file)
         if self.verbose:
             shown = "  ".join(f"{k} {row[k]:.4f}" for k in
                               ("loss", "accuracy", "val_loss", "val_accuracy") if k in row)
@@ -287,6 +302,7 @@ class TrainingResult:
     wall_seconds: float
     images_per_second: float
     stopped_by_time_budget: bool = False
+    resumed_after_epoch: int = 0
 
     @property
     def epochs(self) -> int:
@@ -302,9 +318,10 @@ def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
         verbose: bool = True, callbacks: Sequence[Any] = ()) -> TrainingResult:
     """Train a compiled ``model`` with the course's callbacks and time it.
 
-    ``backup_dir`` turns on Keras ``BackupAndRestore``: if the process dies, calling ``fit``
-    again with the same folder resumes after the last finished epoch (the history then
-    holds only the epochs run in this call). ``time_budget_seconds`` stops training early
+    ``backup_dir`` turns on Keras ``BackupAndRestore`` (in its subfolder ``tlcnn-backup``,
+    removed when training completes): if the process dies, calling ``fit`` again with the
+    same folder resumes after the last finished epoch, and the history keeps the epochs
+    finished before the interruption. ``time_budget_seconds`` stops training early
     (see :class:`TimeBudget`). ``images_per_epoch`` is used for the throughput figure.
 
     >>> import numpy as np
@@ -318,25 +335,32 @@ def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
     """
     import keras
 
-    clock = EpochClock(images_per_epoch, epochs, verbose=verbose)
+    backup = Path(backup_dir) / BACKUP_SUBFOLDER if backup_dir is not None else None
+    clock = EpochClock(images_per_epoch, epochs, verbose=verbose,
+                       history_file=backup / "history.json" if backup else None)
     all_callbacks: list[Any] = [clock, *callbacks]
     budget = None
     if time_budget_seconds:
         budget = TimeBudget(time_budget_seconds, verbose=verbose)
         all_callbacks.append(budget)
-    if backup_dir is not None:
-        all_callbacks.insert(0, keras.callbacks.BackupAndRestore(os.fspath(backup_dir)))
+    if backup is not None:
+        # First in the list: the backup is written before anything reports the epoch done.
+        # double_checkpoint keeps the previous backup if the process dies while writing.
+        all_callbacks.insert(0, keras.callbacks.BackupAndRestore(
+            os.fspath(backup), double_checkpoint=True))
     start = time.perf_counter()
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, shuffle=False,
               callbacks=all_callbacks)
     wall = time.perf_counter() - start
     train_seconds = sum(row["train_seconds"] for row in clock.rows)
     images = images_per_epoch * len(clock.rows)
+    wall += clock.offset_seconds  # time spent before a resume
     return TrainingResult(
         model=model, history=clock.rows, train_seconds=round(train_seconds, 3),
         wall_seconds=round(wall, 3),
         images_per_second=round(images / train_seconds, 1) if train_seconds else 0.0,
-        stopped_by_time_budget=bool(budget and budget.stopped_at_epoch))
+        stopped_by_time_budget=bool(budget and budget.stopped_at_epoch),
+        resumed_after_epoch=clock.resumed_after_epoch)
 
 
 def check_images_fit(model, x: np.ndarray, source: str = "the images") -> None:
@@ -394,7 +418,7 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
                  val: tuple[np.ndarray, np.ndarray] | None, *, num_classes: int, seed: int = 0,
                  time_budget_seconds: float | None = None,
                  backup_dir: str | os.PathLike | None = None, verbose: bool = True,
-                 model=None) -> TrainingResult:
+                 model=None, callbacks: Sequence[Any] = ()) -> TrainingResult:
     """Train ``recipe`` on ``train`` = (uint8 images, int labels), validating on ``val``.
 
     Seeds Python, NumPy and Keras with ``seed`` first, so the same call gives the same
@@ -423,7 +447,8 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
     if verbose:
         print(recipe.describe(), flush=True)
     return fit(model, train_ds, val_ds, epochs=recipe.epochs, images_per_epoch=len(x),
-               time_budget_seconds=time_budget_seconds, backup_dir=backup_dir, verbose=verbose)
+               time_budget_seconds=time_budget_seconds, backup_dir=backup_dir, verbose=verbose,
+               callbacks=callbacks)
 
 
 # ---------------------------------------------------------------------------- reports
@@ -449,6 +474,7 @@ def training_report(result: TrainingResult, metrics: dict[str, float], *, recipe
         "profile": profile,
         "data_source": data_source,
         "stopped_by_time_budget": result.stopped_by_time_budget,
+        "resumed_after_epoch": result.resumed_after_epoch,
         "settings": asdict(recipe),
         "history": result.history,
     }

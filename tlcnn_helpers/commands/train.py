@@ -1,0 +1,106 @@
+"""``python -m tlcnn_helpers train``: train the CIFAR-10 model with the paper's or the fast recipe.
+
+Writes the trained model (``--out``, a ``.keras`` file) and a JSON report (``--report``) with
+the test accuracy and loss, epochs, timings, throughput and a per-epoch history. With
+``--backup-dir`` an interrupted run resumes from its last finished epoch when the same
+command is run again. ``--from-model`` starts from a saved model instead of a new one.
+
+>>> from tlcnn_helpers.cli import main
+>>> main(["train", "cifar10", "--recipe", "fast", "--profile", "smoke",
+...       "--out", "m.keras", "--report", "r.json"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..errors import CourseError
+
+DATASETS = ("cifar10", "stl10")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train the CIFAR-10 CNN (paper or fast recipe) and write a JSON report",
+        description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", choices=DATASETS,
+                        help="cifar10 (32x32); stl10 (96x96) needs a model built for 96x96")
+    parser.add_argument("--recipe", choices=("paper", "fast"), default="fast")
+    parser.add_argument("--profile", default="teach",
+                        help="smoke (synthetic data), teach or paper: budgets and data source")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding cifar-10-batches-py/ (default: TLCNN_DATA_DIR or data/)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="stop after the epoch that would make the next one overrun this")
+    parser.add_argument("--seed", type=int, default=None, help="default: the profile's seed")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="share of the training split held out for validation")
+    parser.add_argument("--from-model", default=None, metavar="MODEL.keras",
+                        help="continue from this saved model instead of building a new one")
+    parser.add_argument("--backup-dir", default=None,
+                        help="keep a per-epoch backup here; rerun the same command to resume")
+    parser.add_argument("--out", required=True, help="where to save the trained model (.keras)")
+    parser.add_argument("--report", required=True, help="where to write the JSON report")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import load_dataset
+    from ..pipelines import train_val_split
+    from ..profiles import get_profile
+    from ..training import (
+        check_images_fit,
+        evaluate,
+        get_recipe,
+        load_model,
+        save_json,
+        save_model,
+        train_recipe,
+        training_report,
+    )
+
+    started = time.perf_counter()
+    profile = get_profile(args.profile)
+    out, report_path = Path(args.out), Path(args.report)
+    if out.suffix != ".keras":
+        raise CourseError(f"--out {out}: the model is saved in Keras 3's format; "
+                          f"use a file name ending in .keras")
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise CourseError(f"{flag} {value}: give a whole number of at least 1")
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise CourseError(f"--time-budget {args.time_budget}: give a positive number of seconds")
+    start_model = load_model(args.from_model) if args.from_model else None
+
+    (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, profile, args.data_dir)
+    if start_model is not None:
+        check_images_fit(start_model, x_train, f"{args.dataset} ({args.from_model})")
+    seed = profile.seed if args.seed is None else args.seed
+    train, val = train_val_split(x_train, y_train, args.val_fraction, seed=seed)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size))
+                 if v is not None}
+    recipe = get_recipe(args.recipe, profile, **overrides)
+    budget = args.time_budget if args.time_budget is not None else profile.cifar.time_budget_seconds
+    num_classes = int(max(y_train.max(), y_test.max()) + 1)
+    result = train_recipe(recipe, (train.x, train.y), (val.x, val.y), num_classes=num_classes,
+                          seed=seed, time_budget_seconds=budget, backup_dir=args.backup_dir,
+                          verbose=not args.quiet, model=start_model)
+    metrics = evaluate(result.model, x_test, y_test, num_classes=num_classes)
+    save_model(result.model, out)
+    report = training_report(
+        result, metrics, recipe=recipe, profile=profile.name, data_source=profile.data_source,
+        dataset=args.dataset, seed=seed, model_path=str(out), parameters=result.model.count_params(),
+        train_images=len(train), val_images=len(val), test_images=len(y_test),
+        total_seconds=round(time.perf_counter() - started, 3))
+    save_json(report, report_path)
+    if not args.quiet:
+        print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
+              f"after {result.epochs} epochs ({result.train_seconds:.0f} s training); "
+              f"model: {out}; report: {report_path}")
+    return 0
