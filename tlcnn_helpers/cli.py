@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from .errors import TLCNNError
 
-COMMANDS = ("course", "train")
+COMMANDS = ("course", "train", "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:

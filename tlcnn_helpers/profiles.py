@@ -54,6 +54,10 @@ class TuningBudget:
     retrain_epochs: int
     hyperband_max_epochs: int = 3
     batch_size: int = 32
+    # Training images per class used by the search and the retraining (None: all of them).
+    images_per_class: int | None = None
+    # The hyperparameter space: "paper" (the paper's six), or "small" (same six, tiny models).
+    search_space: str = "paper"
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,8 @@ PROFILES: dict[str, Profile] = {
                         synthetic_train_per_class=200, synthetic_test_per_class=60),
         cifar=CifarBudget(paper_epochs=2, fast_epochs=2, batch_size=64),
         tuning=TuningBudget(max_trials=2, epochs_per_trial=1, retrain_epochs=1,
-                            hyperband_max_epochs=2, batch_size=32),
+                            hyperband_max_epochs=2, batch_size=32, images_per_class=40,
+                            search_space="small"),
         transfer=TransferBudget(source_epochs=2, head_epochs=1, finetune_epochs=1,
                                 scratch_epochs=2, recalibration_images=256),
     ),

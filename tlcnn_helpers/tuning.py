@@ -1,0 +1,955 @@
+"""Hyperparameter search for the STL-10 model with keras-tuner: resumable and distributed.
+
+The paper picked its STL-10 model with a keras-tuner random search over six
+hyperparameters: learning rate, optimizer, filters, neurons, conv blocks and dense layers.
+:class:`STL10HyperModel` declares that space (plus a dropout rate); :func:`make_tuner`
+builds a RandomSearch, Hyperband or BayesianOptimization tuner over it whose state lives
+in a folder (``tuning/`` by default, gitignored) so that an interrupted search resumes
+with every completed trial kept. The same code runs as keras-tuner's chief and workers
+for a distributed search (:func:`launch_distributed`).
+
+Safety nets around keras-tuner, which reloads any folder it is pointed at:
+
+* a fingerprint of the search space is stored next to the tuner's state; a folder made
+  for a different space raises :class:`SearchSpaceMismatchError` instead of mixing trials;
+* reusing an older search emits :class:`ReusedSearchWarning` with the way to start fresh;
+* the oracle's and trials' JSON files are written atomically, so a search killed at any
+  moment reloads.
+
+>>> space = SEARCH_SPACES["small"]
+>>> space.filters, space.conv_blocks
+((4, 8), (2, 3))
+>>> sorted(STL10HyperModel(space=space).declare_space().values)
+['conv_blocks', 'dense_layers', 'dropout', 'filters', 'learning_rate', 'neurons', 'optimizer']
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import keras
+import keras_tuner
+import numpy as np
+
+from .errors import TLCNNError
+from .models import compile_for_classification, one_hot
+from .paths import repo_root
+
+if TYPE_CHECKING:
+    from .profiles import Profile
+
+TUNER_KINDS = ("random", "hyperband", "bayesian")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+OBJECTIVE = "val_accuracy"
+FINGERPRINT_FILE = "tlcnn_search.json"
+TRIAL_INFO_FILE = "tlcnn_trial.json"
+TUNING_DIR_ENV_VAR = "TLCNN_TUNING_DIR"
+LOGS_DIR_ENV_VAR = "TLCNN_LOGS_DIR"
+CHIEF_ID = "chief"
+LOOPBACK = "127.0.0.1"
+
+
+class TuningError(TLCNNError, ValueError):
+    """An impossible or contradictory search setting (zero trials, unknown tuner, ...)."""
+
+
+class SearchSpaceMismatchError(TuningError):
+    """A search folder was made for a different search space or tuner."""
+
+
+class ReusedSearchWarning(UserWarning):
+    """A search folder with completed trials is about to be reused, not rerun."""
+
+
+# ---------------------------------------------------------------------------- folders
+def tuning_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where searches keep their state: ``TLCNN_TUNING_DIR``, else the checkout's ``tuning/``.
+
+    >>> tuning_dir(environ={"TLCNN_TUNING_DIR": "/tmp/t"}).as_posix()
+    '/tmp/t'
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(TUNING_DIR_ENV_VAR)
+    return Path(value).expanduser() if value else repo_root() / "tuning"
+
+
+def logs_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where TensorBoard logs go: ``TLCNN_LOGS_DIR``, else the checkout's ``logs/``.
+
+    >>> logs_dir(environ={"TLCNN_LOGS_DIR": "/tmp/l"}).as_posix()
+    '/tmp/l'
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(LOGS_DIR_ENV_VAR)
+    return Path(value).expanduser() if value else repo_root() / "logs"
+
+
+def default_project_name(kind: str, profile_name: str) -> str:
+    """The search folder's name: one per tuner and profile, so runs never collide.
+
+    >>> default_project_name("random", "smoke")
+    'stl10_random_smoke'
+    """
+    return f"stl10_{kind}_{profile_name}"
+
+
+def _write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON so that a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------- the space
+@dataclass(frozen=True)
+class SearchSpace:
+    """The ranges of the paper's six hyperparameters (plus dropout).
+
+    ``filters`` is the width of the first conv block; each further block doubles it, as in
+    the paper's 32-64-128-256 CIFAR model.
+
+    >>> SearchSpace().optimizers
+    ('adam', 'sgd', 'rmsprop')
+    """
+
+    learning_rate: tuple[float, float] = (1e-4, 1e-2)
+    optimizers: tuple[str, ...] = OPTIMIZERS
+    filters: tuple[int, ...] = (16, 32, 64)
+    neurons: tuple[int, ...] = (64, 128, 256)
+    conv_blocks: tuple[int, int] = (3, 5)
+    dense_layers: tuple[int, int] = (1, 3)
+    dropout: tuple[float, ...] = (0.0, 0.25, 0.5)
+
+    def check(self, image_size: int) -> None:
+        """Raise :class:`TuningError` if a model of this space cannot be built."""
+        low, high = self.learning_rate
+        if not 0 < low < high:
+            raise TuningError(f"learning_rate range {self.learning_rate}: need 0 < low < high")
+        unknown = sorted(set(self.optimizers) - set(OPTIMIZERS))
+        if unknown or not self.optimizers:
+            raise TuningError(f"optimizers {self.optimizers}: choose among {', '.join(OPTIMIZERS)}")
+        for name in ("conv_blocks", "dense_layers"):
+            low, high = getattr(self, name)
+            if not 1 <= low <= high:
+                raise TuningError(f"{name} range {(low, high)}: need 1 <= low <= high")
+        if image_size // 2 ** self.conv_blocks[1] < 1:
+            raise TuningError(
+                f"conv_blocks up to {self.conv_blocks[1]} pools a {image_size}-pixel image below "
+                f"one pixel; lower the maximum to {int(np.log2(image_size))} or less")
+
+
+SEARCH_SPACES: dict[str, SearchSpace] = {
+    "paper": SearchSpace(),
+    # Same six hyperparameters, models small enough for the smoke profile and the tests.
+    "small": SearchSpace(filters=(4, 8), neurons=(16, 32), conv_blocks=(2, 3),
+                         dense_layers=(1, 2)),
+}
+
+
+def get_search_space(name: str) -> SearchSpace:
+    """The named search space (``"paper"`` or ``"small"``).
+
+    >>> get_search_space("paper").conv_blocks
+    (3, 5)
+    """
+    if name not in SEARCH_SPACES:
+        raise TuningError(f"unknown search space {name!r}: use one of {', '.join(SEARCH_SPACES)}")
+    return SEARCH_SPACES[name]
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """Adam, SGD with momentum 0.9, or RMSprop at ``learning_rate``.
+
+    >>> type(make_optimizer("sgd", 0.01)).__name__
+    'SGD'
+    """
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate)
+    raise TuningError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
+
+
+def build_stl10_model(*, learning_rate: float, optimizer: str, filters: int, neurons: int,
+                      conv_blocks: int, dense_layers: int, dropout: float = 0.0,
+                      input_shape: tuple[int, int, int] = (96, 96, 3), num_classes: int = 9,
+                      **_ignored: Any) -> keras.Model:
+    """A compiled paper-style CNN for the given hyperparameter values.
+
+    Each conv block is Conv2D (3x3, ReLU) then MaxPooling2D then BatchNormalization, the
+    filters doubling from block to block; then Flatten, ``dense_layers`` ReLU layers of
+    ``neurons`` units with Dropout, and a softmax output trained with categorical
+    cross-entropy, as in the paper. Extra keys (keras-tuner's ``tuner/epochs``...) are
+    ignored so that ``build_stl10_model(**best.values)`` works.
+
+    >>> m = build_stl10_model(learning_rate=1e-3, optimizer="adam", filters=4, neurons=8,
+    ...                       conv_blocks=2, dense_layers=1, input_shape=(16, 16, 3))
+    >>> m.output_shape
+    (None, 9)
+    """
+    from keras import layers
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    for i in range(1, conv_blocks + 1):  # the blocks of models.paper_cifar_cnn
+        x = layers.Conv2D(filters * 2 ** (i - 1), 3, padding="same", activation="relu",
+                          name=f"conv{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for i in range(1, dense_layers + 1):
+        x = layers.Dense(neurons, activation="relu", name=f"hidden{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dropout{i}")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="classes", dtype="float32")(x)
+    model = keras.Model(inputs, outputs, name="stl10_tuned_cnn")
+    return compile_for_classification(model, optimizer=make_optimizer(optimizer, learning_rate))
+
+
+class STL10HyperModel(keras_tuner.HyperModel):
+    """The paper's search space over :func:`build_stl10_model`, for 96x96 STL-10 images.
+
+    ``build`` re-seeds Keras so every trial starts from the same random state: a resumed
+    or distributed search gives each trial the result it would have had in one run.
+
+    >>> hp = keras_tuner.HyperParameters()
+    >>> STL10HyperModel(space=SEARCH_SPACES["small"], input_shape=(16, 16, 3)).build(hp).count_params() > 0
+    True
+    """
+
+    def __init__(self, space: SearchSpace | None = None, *,
+                 input_shape: tuple[int, int, int] = (96, 96, 3), num_classes: int = 9,
+                 seed: int = 42, batch_size: int = 32) -> None:
+        super().__init__(name="stl10_cnn", tunable=True)
+        self.space = space or SEARCH_SPACES["paper"]
+        self.space.check(input_shape[0])
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+        self.seed = seed
+        self.batch_size = batch_size
+
+    def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> None:
+        space = self.space
+        hp.Float("learning_rate", *space.learning_rate, sampling="log")
+        hp.Choice("optimizer", list(space.optimizers))
+        hp.Choice("filters", list(space.filters))
+        hp.Choice("neurons", list(space.neurons))
+        hp.Int("conv_blocks", *space.conv_blocks)
+        hp.Int("dense_layers", *space.dense_layers)
+        hp.Choice("dropout", list(space.dropout))
+
+    def declare_space(self) -> keras_tuner.HyperParameters:
+        """The declared space with every hyperparameter at its default value."""
+        hp = keras_tuner.HyperParameters()
+        self.declare_hyperparameters(hp)
+        return hp
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        self.declare_hyperparameters(hp)
+        keras.utils.set_random_seed(self.seed)
+        return build_stl10_model(**hp.values, input_shape=self.input_shape,
+                                 num_classes=self.num_classes)
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any,
+            **kwargs: Any) -> Any:
+        kwargs.setdefault("batch_size", self.batch_size)
+        return model.fit(*args, **kwargs)
+
+    def fingerprint(self, kind: str, **settings: Any) -> dict[str, Any]:
+        """What makes two searches the same: space, input, classes, tuner and settings."""
+        described = {
+            "space": self.declare_space().get_config()["space"],
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "tuner": kind,
+            "objective": OBJECTIVE,
+            **settings,
+        }
+        text = json.dumps(described, sort_keys=True, default=str)
+        return {"sha256": hashlib.sha256(text.encode()).hexdigest()[:16], "described": described}
+
+
+# ---------------------------------------------------------------------------- data
+@dataclass
+class SearchData:
+    """Images (uint8) and one-hot labels for the search: train, validation and test."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.y_train.shape[1])
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.x_train), "validation": len(self.x_val),
+                "test": len(self.x_test)}
+
+
+def split_search_data(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                      y_test: np.ndarray, *, num_classes: int = 9,
+                      images_per_class: int | None = None, validation_fraction: float = 0.2,
+                      seed: int = 0) -> SearchData:
+    """Hold out a stratified validation split from the training images (never the test set).
+
+    >>> x = np.zeros((90, 8, 8, 3), np.uint8); y = np.repeat(np.arange(9), 10)
+    >>> split_search_data(x, y, x[:9], y[:9], images_per_class=5).sizes()
+    {'train': 36, 'validation': 9, 'test': 9}
+    """
+    if not 0 < validation_fraction < 1:
+        raise TuningError(f"validation_fraction={validation_fraction}: use a value in (0, 1)")
+    if images_per_class is not None and images_per_class < 2:
+        raise TuningError(f"images_per_class={images_per_class}: need at least 2 (train and "
+                          "validation)")
+    rng = np.random.default_rng(seed)
+    train_rows, val_rows = [], []
+    for label in range(num_classes):
+        rows = rng.permutation(np.flatnonzero(y_train == label))[:images_per_class]
+        n_val = max(1, int(round(len(rows) * validation_fraction))) if len(rows) > 1 else 0
+        val_rows.append(rows[:n_val])
+        train_rows.append(rows[n_val:])
+    train, val = np.sort(np.concatenate(train_rows)), np.sort(np.concatenate(val_rows))
+
+    return SearchData(x_train[train], one_hot(y_train[train], num_classes), x_train[val],
+                      one_hot(y_train[val], num_classes), x_test, one_hot(y_test, num_classes))
+
+
+def load_search_data(profile: Profile, data_dir: str | os.PathLike | None = None) -> SearchData:
+    """STL-10's 9 shared classes at 96x96 as the profile says (synthetic in ``smoke``).
+
+    >>> from tlcnn_helpers.profiles import get_profile
+    >>> load_search_data(get_profile("smoke"), tempfile.mkdtemp()).sizes()  # doctest: +SKIP
+    {'train': 288, 'validation': 72, 'test': 540}
+    """
+    from .data import SHARED_CLASSES, load_dataset
+
+    (x_train, y_train), (x_test, y_test) = load_dataset("stl10", profile, data_dir)
+    return split_search_data(x_train, y_train, x_test, y_test, num_classes=len(SHARED_CLASSES),
+                             images_per_class=profile.tuning.images_per_class,
+                             seed=profile.seed)
+
+
+# ---------------------------------------------------------------------------- tuners
+class _AtomicOracleMixin:
+    """Write the oracle's and the trials' JSON atomically (a kill never corrupts them)."""
+
+    def save(self) -> None:
+        _write_json_atomic(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial: keras_tuner.engine.trial.Trial) -> None:
+        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        _write_json_atomic(path, trial.get_state())
+
+
+class _CourseTunerMixin:
+    """Per-trial bookkeeping (who ran it, seconds, memory) and a clean session after each."""
+
+    def save(self) -> None:
+        if not self._is_worker():
+            self.oracle.save()
+        _write_json_atomic(self._get_tuner_fname(), self.get_state())
+
+    def on_trial_begin(self, trial: keras_tuner.engine.trial.Trial) -> None:
+        self._trial_started = time.perf_counter()
+        super().on_trial_begin(trial)
+
+    def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
+        import psutil
+
+        info = {"trial_id": trial.trial_id, "tuner_id": self.tuner_id, "pid": os.getpid(),
+                "seconds": round(time.perf_counter() - self._trial_started, 3),
+                "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+                "status": trial.status,
+                "epochs": _trial_epochs(trial.hyperparameters.values, self._fit_epochs)}
+        _write_json_atomic(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_INFO_FILE, info)
+        super().on_trial_end(trial)
+        # keras-tuner clears the session before building the next model; clearing here too
+        # frees the last trial's model and keeps memory flat between trials.
+        keras.backend.clear_session()
+        gc.collect()
+
+    def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
+        self._fit_epochs = int(fit_kwargs.get("epochs", 1))
+        super().search(*fit_args, **fit_kwargs)
+
+
+def _trial_epochs(values: Mapping[str, Any], fit_epochs: int) -> int:
+    if "tuner/epochs" in values:  # Hyperband resumes from tuner/initial_epoch
+        return int(values["tuner/epochs"]) - int(values.get("tuner/initial_epoch", 0))
+    return fit_epochs
+
+
+class _RandomOracle(_AtomicOracleMixin, keras_tuner.oracles.RandomSearchOracle):
+    pass
+
+
+class _HyperbandOracle(_AtomicOracleMixin, keras_tuner.oracles.HyperbandOracle):
+    pass
+
+
+class _BayesianOracle(_AtomicOracleMixin, keras_tuner.oracles.BayesianOptimizationOracle):
+    pass
+
+
+class CourseTuner(_CourseTunerMixin, keras_tuner.Tuner):
+    """keras-tuner's Tuner with the course's bookkeeping (random and Bayesian searches)."""
+
+
+class CourseHyperband(_CourseTunerMixin, keras_tuner.Hyperband):
+    """keras-tuner's Hyperband with the course's bookkeeping."""
+
+    def __init__(self, oracle: keras_tuner.Oracle, **kwargs: Any) -> None:
+        # Hyperband.__init__ only builds its oracle; we pass ours (atomic saves) instead.
+        keras_tuner.Tuner.__init__(self, oracle=oracle, **kwargs)
+
+
+def _make_oracle(kind: str, max_trials: int, seed: int, hyperband_max_epochs: int,
+                 dimensions: int) -> keras_tuner.Oracle:
+    objective = keras_tuner.Objective(OBJECTIVE, direction="max")
+    if kind == "random":
+        return _RandomOracle(objective=objective, max_trials=max_trials, seed=seed)
+    if kind == "bayesian":
+        # keras-tuner's default (3 random points per hyperparameter) would use up a small
+        # budget before the Gaussian process ever chooses a trial.
+        initial = max(1, min(3 * dimensions, max_trials // 2))
+        return _BayesianOracle(objective=objective, max_trials=max_trials, seed=seed,
+                               num_initial_points=initial)
+    oracle = _HyperbandOracle(objective=objective, max_epochs=hyperband_max_epochs, factor=3,
+                              hyperband_iterations=1, seed=seed)
+    oracle.max_trials = max_trials  # same trial budget as the other two tuners
+    return oracle
+
+
+def _is_worker_process() -> bool:
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
+    return "KERASTUNER_ORACLE_IP" in os.environ and CHIEF_ID not in tuner_id
+
+
+def trial_infos(project_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Per-trial facts recorded by the course's tuners: keras-tuner's status and score,
+    and who ran the trial (``tuner_id``, ``pid``), its seconds, epochs and memory.
+
+    >>> trial_infos(tempfile.mkdtemp())
+    {}
+    """
+    infos: dict[str, dict[str, Any]] = {}
+    for trial_file in sorted(Path(project_dir).glob("trial_*/trial.json")):
+        try:
+            state = json.loads(trial_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        info_file = trial_file.parent / TRIAL_INFO_FILE
+        info = json.loads(info_file.read_text()) if info_file.exists() else {}
+        info.update(trial_id=state["trial_id"], status=state["status"], score=state["score"],
+                    hyperparameters=state["hyperparameters"]["values"])
+        infos[state["trial_id"]] = info
+    return infos
+
+
+def completed_trials(project_dir: str | os.PathLike) -> list[str]:
+    """Ids of the trials completed in a search folder.
+
+    >>> completed_trials(tempfile.mkdtemp())
+    []
+    """
+    return [tid for tid, info in trial_infos(project_dir).items() if info["status"] == "COMPLETED"]
+
+
+def _check_fingerprint(project_dir: Path, fingerprint: dict[str, Any]) -> None:
+    stored_file = project_dir / FINGERPRINT_FILE
+    has_state = (project_dir / "oracle.json").exists()
+    if not stored_file.exists():
+        if has_state:
+            raise SearchSpaceMismatchError(
+                f"the search folder {project_dir} holds a keras-tuner search that this course "
+                f"did not make (no {FINGERPRINT_FILE}); pass another directory or project "
+                f"name, or start fresh (overwrite=True, or --fresh) to delete it")
+        return
+    stored = json.loads(stored_file.read_text())
+    if stored.get("sha256") == fingerprint["sha256"]:
+        return
+    old, new = stored.get("described", {}), fingerprint["described"]
+    differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    raise SearchSpaceMismatchError(
+        f"the search folder {project_dir} was made for a different search "
+        f"(differs in: {', '.join(differing)}); reusing it would mix trials of two searches. "
+        f"Pass another project name or directory, or start fresh (overwrite=True, or --fresh) "
+        f"to delete its {len(completed_trials(project_dir))} completed trials")
+
+
+def prepare_search_folder(kind: str, hypermodel: STL10HyperModel, *, directory: Path,
+                          project_name: str, max_trials: int, seed: int, epochs_per_trial: int,
+                          hyperband_max_epochs: int, overwrite: bool = False,
+                          warn_reuse: bool = True) -> Path:
+    """Check the settings and the folder of a search before any tuner touches it.
+
+    Deletes the folder when ``overwrite``; raises :class:`SearchSpaceMismatchError` for a
+    folder made for another search; warns (:class:`ReusedSearchWarning`) before reusing
+    completed trials; stores the fingerprint of this search. Returns the folder.
+
+    >>> folder = prepare_search_folder("random", STL10HyperModel(SEARCH_SPACES["small"]),
+    ...     directory=Path(tempfile.mkdtemp()), project_name="demo", max_trials=2, seed=1,
+    ...     epochs_per_trial=1, hyperband_max_epochs=2)
+    >>> (folder / FINGERPRINT_FILE).exists()
+    True
+    """
+    if kind not in TUNER_KINDS:
+        raise TuningError(f"unknown tuner {kind!r}: use one of {', '.join(TUNER_KINDS)}")
+    if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
+        raise TuningError(f"max_trials={max_trials!r}: a search needs at least 1 trial")
+    if epochs_per_trial < 1 or hyperband_max_epochs < 1:
+        raise TuningError(f"epochs_per_trial={epochs_per_trial} and hyperband_max_epochs="
+                          f"{hyperband_max_epochs}: both must be at least 1")
+    project_dir = Path(directory) / project_name
+    epochs_setting = ({"hyperband_max_epochs": hyperband_max_epochs} if kind == "hyperband"
+                      else {"epochs_per_trial": epochs_per_trial})
+    fingerprint = hypermodel.fingerprint(kind, seed=seed, **epochs_setting)
+    if _is_worker_process():
+        if project_dir.exists():
+            _check_fingerprint(project_dir, fingerprint)
+        return project_dir
+    if overwrite and project_dir.exists():
+        shutil.rmtree(project_dir)
+    elif project_dir.exists():
+        _check_fingerprint(project_dir, fingerprint)
+        done = completed_trials(project_dir)
+        if done and warn_reuse:
+            more = max(0, max_trials - len(done))
+            warnings.warn(
+                f"Reusing the search in {project_dir}: its {len(done)} completed trial(s) are "
+                f"reloaded, not rerun, and only {more} more will run"
+                f"{' (the search returns at once)' if more == 0 else ''}. To start fresh, "
+                f"pass overwrite=True (command line: --fresh) or delete that folder.",
+                ReusedSearchWarning, stacklevel=3)
+    _write_json_atomic(project_dir / FINGERPRINT_FILE, fingerprint)
+    return project_dir
+
+
+def make_tuner(kind: str, hypermodel: STL10HyperModel, *,
+               directory: str | os.PathLike | None = None, project_name: str | None = None,
+               max_trials: int = 10, seed: int = 42, epochs_per_trial: int = 1,
+               hyperband_max_epochs: int = 3, overwrite: bool = False,
+               warn_reuse: bool = True) -> keras_tuner.Tuner:
+    """A RandomSearch (the paper's), Hyperband or BayesianOptimization tuner.
+
+    Its state lives in ``directory/project_name`` (default: :func:`tuning_dir`). With
+    ``overwrite=False`` an existing search made for the same space is reloaded (completed
+    trials are kept, not rerun) and a :class:`ReusedSearchWarning` says so; one made for
+    another space raises :class:`SearchSpaceMismatchError`. ``overwrite=True`` deletes the
+    folder first. Hyperband is capped at ``max_trials`` too, so the three compare on the
+    same trial budget.
+
+    >>> tuner = make_tuner("random", STL10HyperModel(SEARCH_SPACES["small"]),
+    ...                    directory=tempfile.mkdtemp(), max_trials=2)
+    >>> tuner.oracle.max_trials
+    2
+    """
+    directory = Path(directory) if directory is not None else tuning_dir()
+    project_name = project_name or f"stl10_{kind}"
+    project_dir = prepare_search_folder(
+        kind, hypermodel, directory=directory, project_name=project_name,
+        max_trials=max_trials, seed=seed, epochs_per_trial=epochs_per_trial,
+        hyperband_max_epochs=hyperband_max_epochs, overwrite=overwrite, warn_reuse=warn_reuse)
+    oracle = _make_oracle(kind, max_trials, seed, hyperband_max_epochs,
+                          len(hypermodel.declare_space().space))
+    tuner_class = CourseHyperband if kind == "hyperband" else CourseTuner
+    tuner = tuner_class(oracle=oracle, hypermodel=hypermodel, directory=str(directory),
+                        project_name=project_name, overwrite=False)
+    # keras-tuner reloads only a folder holding this tuner id's file; a search run by other
+    # processes (a distributed chief) is reloaded through its oracle.
+    if (not tuner._is_worker() and (project_dir / "oracle.json").exists()
+            and not Path(tuner._get_tuner_fname()).exists()):
+        tuner.oracle.reload()
+    return tuner
+
+
+# ---------------------------------------------------------------------------- searching
+@dataclass
+class SearchSummary:
+    """What a search found and what it cost."""
+
+    kind: str
+    project_dir: str
+    best_hyperparameters: dict[str, Any]
+    best_score: float | None
+    trials_completed: int
+    seconds_per_trial: float | None
+    total_epochs: int
+    wall_seconds: float | None
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def trials_by_tuner(self) -> dict[str, list[str]]:
+        """Trial ids grouped by the tuner (process) that ran them."""
+        grouped: dict[str, list[str]] = {}
+        for trial in self.trials:
+            grouped.setdefault(str(trial.get("tuner_id")), []).append(trial["trial_id"])
+        return grouped
+
+
+def _public_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if not k.startswith("tuner/")}
+
+
+def summarize_search(tuner: keras_tuner.Tuner, kind: str,
+                     wall_seconds: float | None = None) -> SearchSummary:
+    """Best hyperparameters and score, trial count, seconds per trial, epochs, per-trial rows."""
+    project_dir = Path(tuner.project_dir)
+    infos = trial_infos(project_dir)
+    done = [info for info in infos.values() if info["status"] == "COMPLETED"]
+    best = [t for t in tuner.oracle.get_best_trials(1) if t.status == "COMPLETED"]
+    seconds = [info["seconds"] for info in done if "seconds" in info]
+    return SearchSummary(
+        kind=kind, project_dir=str(project_dir),
+        best_hyperparameters=_public_values(best[0].hyperparameters.values) if best else {},
+        best_score=float(best[0].score) if best else None,
+        trials_completed=len(done),
+        seconds_per_trial=round(float(np.mean(seconds)), 3) if seconds else None,
+        total_epochs=int(sum(info.get("epochs", 0) for info in done)),
+        wall_seconds=None if wall_seconds is None else round(wall_seconds, 1),
+        trials=[{"trial_id": info["trial_id"], "score": info["score"],
+                 "seconds": info.get("seconds"), "epochs": info.get("epochs"),
+                 "tuner_id": info.get("tuner_id"), "rss_mb": info.get("rss_mb"),
+                 "hyperparameters": _public_values(info["hyperparameters"])}
+                for info in sorted(done, key=lambda i: i["trial_id"])])
+
+
+def tensorboard_callback(project_name: str,
+                         root: str | os.PathLike | None = None) -> keras.callbacks.TensorBoard:
+    """A TensorBoard callback under ``logs/tuning/<project>``; keras-tuner adds HParams to it.
+
+    >>> tensorboard_callback("demo", root="/tmp/logs").log_dir
+    '/tmp/logs/tuning/demo'
+    """
+    folder = Path(root) if root is not None else logs_dir()
+    return keras.callbacks.TensorBoard(log_dir=str(folder / "tuning" / project_name),
+                                       write_graph=False, profile_batch=0)
+
+
+def run_search(tuner: keras_tuner.Tuner, data: SearchData, *, kind: str, epochs: int,
+               batch_size: int | None = None, callbacks: Sequence[keras.callbacks.Callback] = (),
+               tensorboard: bool = True, logs_root: str | os.PathLike | None = None,
+               verbose: int = 0) -> SearchSummary:
+    """Run (or resume) the search on the training split, scored on the validation split.
+
+    >>> summary = run_search(tuner, data, kind="random", epochs=1)  # doctest: +SKIP
+    """
+    callbacks = list(callbacks)
+    if tensorboard:
+        callbacks.append(tensorboard_callback(tuner.project_name, logs_root))
+    fit_kwargs: dict[str, Any] = {"epochs": epochs, "callbacks": callbacks, "verbose": verbose}
+    if batch_size is not None:
+        fit_kwargs["batch_size"] = batch_size
+    started = time.perf_counter()
+    tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
+                 **fit_kwargs)
+    return summarize_search(tuner, kind, time.perf_counter() - started)
+
+
+def retrain_best(hyperparameters: Mapping[str, Any], data: SearchData, *, epochs: int,
+                 batch_size: int = 32, seed: int = 42, verbose: int = 0
+                 ) -> tuple[keras.Model, keras.callbacks.History]:
+    """Train a fresh model with the best hyperparameters; the validation split gives curves.
+
+    >>> model, history = retrain_best(summary.best_hyperparameters, data, epochs=5)  # doctest: +SKIP
+    """
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = build_stl10_model(**hyperparameters, input_shape=data.input_shape,
+                              num_classes=data.num_classes)
+    history = model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
+                        epochs=epochs, batch_size=batch_size, verbose=verbose)
+    return model, history
+
+
+def evaluate_on_test(model: keras.Model, data: SearchData, batch_size: int = 64
+                     ) -> dict[str, float]:
+    """Test loss and accuracy of ``model``.
+
+    >>> evaluate_on_test(model, data)  # doctest: +SKIP
+    {'test_loss': 1.2, 'test_accuracy': 0.7}
+    """
+    result = model.evaluate(data.x_test, data.y_test, batch_size=batch_size, verbose=0,
+                            return_dict=True)
+    return {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"])}
+
+
+def compare_tuners(data: SearchData, profile: Profile, *, kinds: Sequence[str] = TUNER_KINDS,
+                   directory: str | os.PathLike | None = None, overwrite: bool = False,
+                   space: SearchSpace | None = None, verbose: int = 0
+                   ) -> dict[str, SearchSummary]:
+    """Run each tuner on the same data and trial budget (the profile's); one folder each.
+
+    >>> summaries = compare_tuners(data, get_profile("smoke"))  # doctest: +SKIP
+    """
+    budget = profile.tuning
+    space = space or get_search_space(budget.search_space)
+    summaries = {}
+    for kind in kinds:
+        hypermodel = STL10HyperModel(space, input_shape=data.input_shape,
+                                     num_classes=data.num_classes, seed=profile.seed,
+                                     batch_size=budget.batch_size)
+        tuner = make_tuner(kind, hypermodel, directory=directory,
+                           project_name=default_project_name(kind, profile.name),
+                           max_trials=budget.max_trials, seed=profile.seed,
+                           epochs_per_trial=budget.epochs_per_trial,
+                           hyperband_max_epochs=budget.hyperband_max_epochs, overwrite=overwrite)
+        summaries[kind] = run_search(tuner, data, kind=kind, epochs=budget.epochs_per_trial,
+                                     verbose=verbose)
+    return summaries
+
+
+def comparison_table(summaries: Mapping[str, SearchSummary]) -> str:
+    """A plain-text table of the tuners compared: best score, trials, epochs, seconds.
+
+    >>> s = SearchSummary("random", "/t", {}, 0.5, 2, 1.5, 2, 3.0)
+    >>> print(comparison_table({"random": s}))
+    tuner        best val_accuracy  trials  epochs  s/trial  wall s
+    random                  0.5000       2       2      1.5     3.0
+    """
+    lines = [f"{'tuner':<12} {'best ' + OBJECTIVE:>17} {'trials':>7} {'epochs':>7} "
+             f"{'s/trial':>8} {'wall s':>7}"]
+    for kind, s in summaries.items():
+        score = "-" if s.best_score is None else f"{s.best_score:.4f}"
+        per_trial = "-" if s.seconds_per_trial is None else f"{s.seconds_per_trial:.1f}"
+        wall = "-" if s.wall_seconds is None else f"{s.wall_seconds:.1f}"
+        lines.append(f"{kind:<12} {score:>17} {s.trials_completed:>7} {s.total_epochs:>7} "
+                     f"{per_trial:>8} {wall:>7}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- figures
+def plot_trial_scores(summaries: Mapping[str, SearchSummary], ax: Any = None) -> Any:
+    """Each trial's validation accuracy and the best so far, one colour per tuner.
+
+    >>> fig = plot_trial_scores({"random": SearchSummary("random", "/t", {}, 0.5, 1, 1.0, 1,
+    ...     1.0, [{"trial_id": "0", "score": 0.5}])})
+    >>> fig.axes[0].get_ylabel()
+    'validation accuracy'
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(1, len(summaries))))
+    markers = "osD^v"
+    for i, (kind, summary) in enumerate(summaries.items()):
+        scores = [t["score"] for t in summary.trials if t["score"] is not None]
+        trial_numbers = np.arange(1, len(scores) + 1)
+        ax.plot(trial_numbers, scores, markers[i % len(markers)], color=colours[i], alpha=0.6,
+                label=f"{kind}: each trial")
+        ax.plot(trial_numbers, np.maximum.accumulate(scores) if scores else [], "-",
+                color=colours[i], label=f"{kind}: best so far")
+    ax.set_title("Hyperparameter search: validation accuracy per trial")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation accuracy")
+    ax.legend(fontsize="small")
+    return ax.figure
+
+
+def plot_learning_curves(history: keras.callbacks.History | Mapping[str, Sequence[float]],
+                         paper_accuracy: float | None = 0.71, paper_loss: float | None = 1.18
+                         ) -> Any:
+    """Accuracy and loss per epoch (training and validation), with the paper's figures.
+
+    >>> fig = plot_learning_curves({"accuracy": [0.3, 0.5], "val_accuracy": [0.3, 0.4],
+    ...                             "loss": [2.0, 1.5], "val_loss": [2.1, 1.7]})
+    >>> [a.get_title() for a in fig.axes]
+    ['Accuracy', 'Loss']
+    """
+    import matplotlib.pyplot as plt
+
+    logs = history.history if hasattr(history, "history") else history
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    colours = plt.get_cmap("cividis")([0.1, 0.75])
+    for ax, metric, paper in ((axes[0], "accuracy", paper_accuracy),
+                              (axes[1], "loss", paper_loss)):
+        epochs = np.arange(1, len(logs[metric]) + 1)
+        ax.plot(epochs, logs[metric], "o-", color=colours[0], label="training")
+        if f"val_{metric}" in logs:
+            ax.plot(epochs, logs[f"val_{metric}"], "s--", color=colours[1], label="validation")
+        if paper is not None:
+            ax.axhline(paper, color="grey", linestyle=":", label=f"paper (test): {paper}")
+        ax.set_title(metric.capitalize())
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------- distributed
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port that is free on ``host`` right now.
+
+    >>> 0 < free_port() < 65536
+    True
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def serve_as_chief(tuner: keras_tuner.Tuner, expected_workers: int,
+                   poll_seconds: float = 0.2) -> None:
+    """Serve the tuner's oracle as keras-tuner's chief until every worker was told to stop.
+
+    Uses keras-tuner's own gRPC servicer (``KERASTUNER_ORACLE_IP``/``_PORT``). Unlike
+    ``tuner.search()`` on a chief, it waits for all ``expected_workers`` (a worker that
+    starts late still gets its stop signal) and polls every ``poll_seconds``, not 20 s.
+
+    >>> serve_as_chief(tuner, expected_workers=2)  # doctest: +SKIP
+    """
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    class CountingServicer(oracle_chief.OracleServicer):
+        def __init__(self, oracle: keras_tuner.Oracle) -> None:
+            super().__init__(oracle)
+            self.stopped: set[str] = set()
+
+        def CreateTrial(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC name)
+            trial = self.oracle.create_trial(request.tuner_id)
+            if trial.status == "STOPPED":
+                self.stopped.add(request.tuner_id)
+            return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
+
+    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    tuner.save()
+    servicer = CountingServicer(tuner.oracle)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    if server.add_insecure_port(address) == 0:
+        raise TuningError(f"the chief cannot listen on {address}: the port is taken; set "
+                          "KERASTUNER_ORACLE_PORT to a free port")
+    server.start()
+    try:
+        while len(servicer.stopped) < expected_workers or tuner.oracle.ongoing_trials:
+            time.sleep(poll_seconds)
+    finally:
+        server.stop(grace=2)
+    tuner.save()
+
+
+@dataclass
+class DistributedRun:
+    """The processes of a distributed search: exit codes, log files and wall time."""
+
+    returncodes: dict[str, int]
+    logs: dict[str, str]
+    seconds: float
+
+
+def _tail(path: str | os.PathLike, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: the process and children
+        except ProcessLookupError:
+            pass
+    process.wait()
+
+
+def launch_distributed(command: Callable[[str], Sequence[str]], workers: int, *,
+                       log_dir: str | os.PathLike, host: str = LOOPBACK,
+                       port: int | None = None, timeout: float | None = None,
+                       env: Mapping[str, str] | None = None) -> DistributedRun:
+    """Start keras-tuner's chief and ``workers`` workers on ``host`` and wait for them.
+
+    ``command(role)`` gives the command line of the chief (``role == "chief"``) and of each
+    worker (``"worker0"``...). Each process gets ``KERASTUNER_TUNER_ID``,
+    ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT``, its output goes to
+    ``log_dir/<role>.log``, and every process is ended when this function returns, also
+    after a failure or the ``timeout`` (:class:`TuningError`).
+
+    >>> import sys
+    >>> launch_distributed(lambda role: [sys.executable, "-c", "pass"], 2,
+    ...                    log_dir=tempfile.mkdtemp()).returncodes
+    {'chief': 0, 'worker0': 0, 'worker1': 0}
+    """
+    if workers < 1:
+        raise TuningError(f"workers={workers}: a distributed search needs at least 1 worker")
+    port = port or free_port(host)
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    base_env = dict(os.environ if env is None else env)
+    base_env.update(KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
+    # The workers share the cores; without a limit each would start one thread per core.
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    roles = [CHIEF_ID] + [f"worker{i}" for i in range(workers)]
+    processes: dict[str, subprocess.Popen] = {}
+    logs = {role: str(log_dir / f"{role}.log") for role in roles}
+    started = time.perf_counter()
+    try:
+        for role in roles:
+            role_env = dict(base_env, KERASTUNER_TUNER_ID=role)
+            if role != CHIEF_ID:
+                role_env.setdefault("TF_NUM_INTRAOP_THREADS", threads)
+                role_env.setdefault("TF_NUM_INTEROP_THREADS", "1")
+            with open(logs[role], "wb") as log:
+                processes[role] = subprocess.Popen(
+                    list(command(role)), env=role_env, stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True)
+        while True:
+            codes = {role: p.poll() for role, p in processes.items()}
+            failed = [role for role, code in codes.items() if code not in (None, 0)]
+            if failed:
+                role = failed[0]
+                raise TuningError(f"the distributed search's {role} failed (exit code "
+                                  f"{codes[role]}); the end of {logs[role]}:\n"
+                                  f"{_tail(logs[role])}")
+            if all(code == 0 for code in codes.values()):
+                break
+            if timeout is not None and time.perf_counter() - started > timeout:
+                running = [role for role, code in codes.items() if code is None]
+                raise TuningError(f"the distributed search did not finish within {timeout:.0f} "
+                                  f"s ({', '.join(running)} still running); see the logs in "
+                                  f"{log_dir}, or raise the time limit")
+            time.sleep(0.2)
+    finally:
+        for process in processes.values():
+            _stop(process)
+    return DistributedRun({role: p.returncode for role, p in processes.items()}, logs,
+                          round(time.perf_counter() - started, 1))
