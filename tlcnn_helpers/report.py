@@ -182,7 +182,7 @@ def _notes(rows: list[dict[str, Any]], profile: str) -> list[str]:
                      f"left over from an earlier run: {', '.join(other)}.")
     missing = missing_experiments(rows)
     if missing:
-        notes.append("Not recorded in this run (did its notebook fail?): "
+        notes.append("Not recorded in this run (its notebook failed or was not run): "
                      + ", ".join(missing) + ".")
     return notes
 
