@@ -71,6 +71,11 @@ class TransferBudget:
     recalibration_images: int = 512
     resolutions: tuple[int, ...] = (32, 48, 64, 96)
     batch_size: int = 64
+    # Images per class (None: the whole split) for STL-10 fine-tuning / from-scratch training,
+    # the STL-10 test evaluation, and the CIFAR test images of the resolution sweep.
+    target_train_per_class: int | None = None
+    target_test_per_class: int | None = None
+    sweep_test_per_class: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,9 @@ PROFILES: dict[str, Profile] = {
                             hyperband_max_epochs=2, batch_size=32, images_per_class=40,
                             search_space="small"),
         transfer=TransferBudget(source_epochs=2, head_epochs=1, finetune_epochs=1,
-                                scratch_epochs=2, recalibration_images=256),
+                                scratch_epochs=2, recalibration_images=128,
+                                target_train_per_class=20, target_test_per_class=20,
+                                sweep_test_per_class=10),
     ),
     "teach": Profile(
         name="teach",
@@ -118,7 +125,9 @@ PROFILES: dict[str, Profile] = {
         tuning=TuningBudget(max_trials=4, epochs_per_trial=2, retrain_epochs=5,
                             hyperband_max_epochs=4, batch_size=64),
         transfer=TransferBudget(source_epochs=5, head_epochs=2, finetune_epochs=2,
-                                scratch_epochs=4, recalibration_images=1024),
+                                scratch_epochs=4, recalibration_images=1024,
+                                target_train_per_class=100, target_test_per_class=200,
+                                sweep_test_per_class=100),
     ),
     "paper": Profile(
         name="paper",
@@ -130,7 +139,7 @@ PROFILES: dict[str, Profile] = {
         tuning=TuningBudget(max_trials=10, epochs_per_trial=10, retrain_epochs=30,
                             hyperband_max_epochs=30, batch_size=64),
         transfer=TransferBudget(source_epochs=30, head_epochs=5, finetune_epochs=10,
-                                scratch_epochs=30, recalibration_images=2048),
+                                scratch_epochs=15, recalibration_images=2048),
     ),
 }
 
