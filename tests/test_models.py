@@ -1,0 +1,83 @@
+"""The model builders: the paper's architecture layer by layer, the fast model, bad input."""
+
+import keras
+import numpy as np
+import pytest
+
+from tlcnn_helpers.errors import ModelInputError, TLCNNError
+from tlcnn_helpers.models import (
+    compile_for_classification,
+    fast_cifar_cnn,
+    one_hot,
+    paper_cifar_cnn,
+)
+
+
+def layer_kinds(model):
+    return [layer.__class__.__name__ for layer in model.layers]
+
+
+def test_paper_model_is_four_conv_pool_batchnorm_blocks_then_dense_head():
+    model = paper_cifar_cnn()
+    kinds = layer_kinds(model)
+    assert kinds == (["InputLayer", "Rescaling"]
+                     + ["Conv2D", "MaxPooling2D", "BatchNormalization"] * 4
+                     + ["Flatten", "Dense", "Dropout", "Dense"])
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 64, 128, 256]
+    assert all(c.kernel_size == (3, 3) and c.activation.__name__ == "relu" for c in convs)
+    hidden, output = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert hidden.activation.__name__ == "relu"
+    assert output.activation.__name__ == "softmax" and output.units == 9
+    assert model.get_layer("flatten").output.shape[-1] == 2 * 2 * 256
+
+
+def test_paper_model_is_compiled_with_categorical_loss_and_accuracy():
+    model = paper_cifar_cnn(num_classes=4)
+    assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
+    metric_names = [m.name for m in model.metrics]
+    assert "compile_metrics" in metric_names or "accuracy" in metric_names
+    x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("uint8")
+    y = one_hot(np.arange(8) % 4, 4)
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert set(logs) >= {"loss", "accuracy"}
+    probabilities = model.predict(x, verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_models_rescale_pixels_inside_so_raw_uint8_and_float_inputs_agree():
+    model = fast_cifar_cnn(widths=(8, 16))
+    x = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
+    np.testing.assert_allclose(model(x.astype("float32")), model(x), rtol=1e-6)
+
+
+def test_fast_model_takes_larger_images_thanks_to_global_pooling():
+    model = fast_cifar_cnn((96, 96, 3), 9, widths=(8, 16, 16))
+    assert model.output_shape == (None, 9)
+    assert model.count_params() == fast_cifar_cnn((32, 32, 3), 9, widths=(8, 16, 16)).count_params()
+
+
+def test_fast_model_has_fewer_weights_than_the_paper_model():
+    assert fast_cifar_cnn().count_params() < paper_cifar_cnn().count_params()
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (32, 32, 1), (8, 8, 3)])
+def test_impossible_input_shapes_are_refused_clearly(shape):
+    with pytest.raises(ModelInputError, match="input_shape"):
+        paper_cifar_cnn(shape)
+
+
+@pytest.mark.parametrize("labels", [np.array([0, 3]), np.array([-1, 0]), np.array([[0, 1]])])
+def test_one_hot_refuses_labels_outside_the_classes(labels):
+    with pytest.raises(ModelInputError, match="labels"):
+        one_hot(labels, 3)
+
+
+def test_one_hot_rows():
+    np.testing.assert_array_equal(one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+
+
+def test_label_smoothing_reaches_the_loss():
+    model = compile_for_classification(fast_cifar_cnn(widths=(8, 16)), label_smoothing=0.2)
+    assert model.loss.label_smoothing == pytest.approx(0.2)
+    assert issubclass(ModelInputError, TLCNNError)

@@ -1,0 +1,153 @@
+"""Training: schedules, reproducibility, time budgets, evaluation, saving and loading."""
+
+import json
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from tlcnn_helpers.errors import ModelInputError, TLCNNError
+from tlcnn_helpers.models import paper_cifar_cnn
+from tlcnn_helpers.pipelines import make_dataset
+from tlcnn_helpers.profiles import get_profile
+from tlcnn_helpers.training import (
+    TrainingResult,
+    check_images_fit,
+    evaluate,
+    fit,
+    get_recipe,
+    learning_rate_schedule,
+    load_model,
+    paper_recipe,
+    save_json,
+    save_model,
+    train_recipe,
+    training_report,
+)
+
+TINY_FAST = {"widths": (8, 16)}
+
+
+def tiny_data(count=60, size=32, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(count) % classes
+    x = rng.integers(0, 60, (count, size, size, 3)).astype("uint8")
+    x[..., 0] += (y * 60).astype("uint8")[:, None, None]  # the red channel tells the class
+    return x, y
+
+
+def test_recipes_follow_the_profile():
+    smoke = get_profile("smoke")
+    paper = get_recipe("paper", smoke)
+    assert (paper.epochs, paper.batch_size, paper.learning_rate) == (
+        smoke.cifar.paper_epochs, smoke.cifar.batch_size, 1e-3)
+    assert paper.schedule == "constant" and paper.augment == "none"
+    fast = get_recipe("fast", smoke, epochs=5)
+    assert fast.epochs == 5 and fast.schedule == "warmup_cosine" and fast.label_smoothing > 0
+    with pytest.raises(TLCNNError, match="recipe 'slow'"):
+        get_recipe("slow")
+
+
+def test_warmup_cosine_rises_to_the_peak_then_decays_to_zero():
+    recipe = get_recipe("fast", epochs=4, learning_rate=0.01, warmup_fraction=0.25)
+    schedule = learning_rate_schedule(recipe, steps_per_epoch=25)
+    rates = np.array([float(schedule(step)) for step in range(100)])
+    peak = int(rates.argmax())
+    assert rates[0] == 0.0 and peak == 25 and rates[peak] == pytest.approx(0.01)
+    assert np.all(np.diff(rates[:peak + 1]) > 0) and np.all(np.diff(rates[peak:]) <= 0)
+    assert rates[-1] < 0.0002
+    assert learning_rate_schedule(paper_recipe(), 10) == 1e-3
+
+
+def test_a_fixed_seed_gives_the_same_training_run_twice():
+    x, y = tiny_data()
+    recipe = get_recipe("fast", epochs=2, batch_size=16, **TINY_FAST)
+    first = train_recipe(recipe, (x, y), (x[:30], y[:30]), num_classes=3, seed=5, verbose=False)
+    second = train_recipe(recipe, (x, y), (x[:30], y[:30]), num_classes=3, seed=5, verbose=False)
+    keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+    assert [[r[k] for k in keys] for r in first.history] == [
+        [r[k] for k in keys] for r in second.history]
+    for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert evaluate(first.model, x, y) == evaluate(second.model, x, y)
+
+
+def test_training_learns_a_tiny_separable_task_and_reports_each_epoch():
+    x, y = tiny_data(count=90)
+    recipe = get_recipe("fast", epochs=4, batch_size=15, **TINY_FAST)
+    result = train_recipe(recipe, (x, y), (x, y), num_classes=3, seed=0, verbose=False)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
+    elapsed = result.curve("elapsed_seconds")
+    assert elapsed == sorted(elapsed) and result.images_per_second > 0
+    assert evaluate(result.model, x, y)["test_accuracy"] > 0.6
+
+
+def test_time_budget_stops_training_before_it_overruns():
+    x, y = tiny_data(count=16)
+    ds = make_dataset(x, y, num_classes=3, batch_size=16)
+
+    class SlowEpochs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(0.4)
+
+    model = paper_cifar_cnn(num_classes=3, dense_units=8, filters=(4, 4, 4, 4))
+    model.fit(ds, epochs=1, verbose=0, shuffle=False)  # trace first, so the budget measures epochs only
+    result = fit(model, ds, epochs=50, images_per_epoch=16, time_budget_seconds=2.0,
+                 verbose=False, callbacks=[SlowEpochs()])
+    assert result.stopped_by_time_budget and 1 <= result.epochs < 50
+    assert result.wall_seconds < 2.0 + 0.5
+    with pytest.raises(TLCNNError, match="time budget"):
+        fit(model, ds, epochs=1, images_per_epoch=16, time_budget_seconds=-1, verbose=False)
+
+
+def test_evaluate_matches_keras_on_the_same_images():
+    x, y = tiny_data(count=30)
+    model = paper_cifar_cnn(num_classes=3, dense_units=8)
+    ours = evaluate(model, x, y)
+    keras_loss, keras_acc = model.evaluate(x, keras.utils.to_categorical(y, 3), verbose=0)
+    assert ours["test_accuracy"] == pytest.approx(keras_acc, abs=1e-6)
+    assert ours["test_loss"] == pytest.approx(keras_loss, rel=1e-4)
+
+
+def test_images_of_another_size_point_to_the_transfer_notebook():
+    model = paper_cifar_cnn()
+    with pytest.raises(ModelInputError, match="05_transfer_learning"):
+        check_images_fit(model, np.zeros((2, 96, 96, 3)), "stl10")
+    with pytest.raises(ModelInputError, match="96x96x3"):
+        evaluate(model, np.zeros((2, 96, 96, 3), "uint8"), np.zeros(2, int))
+
+
+@pytest.mark.parametrize("builder", ["paper", "fast"])
+def test_save_and_load_give_identical_predictions(tmp_path, builder):
+    x, y = tiny_data(count=24)
+    recipe = get_recipe(builder, epochs=1, batch_size=12,
+                        **(TINY_FAST if builder == "fast" else {}))
+    result = train_recipe(recipe, (x, y), None, num_classes=3, seed=1, verbose=False)
+    path = save_model(result.model, tmp_path / "model.keras")
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), result.model.predict(x, verbose=0))
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_a_missing_or_damaged_model_file_is_named_and_kept(tmp_path):
+    with pytest.raises(ModelInputError, match="no model file at .*missing.keras"):
+        load_model(tmp_path / "missing.keras")
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes(b"not a zip archive")
+    with pytest.raises(ModelInputError, match="damaged.keras is not a readable"):
+        load_model(damaged)
+    assert damaged.read_bytes() == b"not a zip archive"
+    with pytest.raises(TLCNNError, match=r"\.keras"):
+        save_model(paper_cifar_cnn(), tmp_path / "model.h5")
+
+
+def test_report_has_the_documented_keys_and_is_json(tmp_path):
+    result = TrainingResult(None, [{"epoch": 1, "val_accuracy": 0.5, "elapsed_seconds": 3.0}],
+                            train_seconds=2.0, wall_seconds=3.0, images_per_second=50.0)
+    report = training_report(result, {"test_accuracy": 0.4, "test_loss": 1.5},
+                             recipe=paper_recipe(1), profile="smoke", data_source="synthetic")
+    assert {"test_accuracy", "test_loss", "epochs", "train_seconds", "images_per_second",
+            "recipe", "profile", "data_source", "history"} <= set(report)
+    path = save_json(report, tmp_path / "sub" / "report.json")
+    assert json.loads(path.read_text())["history"][0]["val_accuracy"] == 0.5
