@@ -175,6 +175,61 @@ def _first_difference(expected: np.ndarray, got: np.ndarray) -> str:
             f"got {got[row, col]:.3g}")
 
 
+# ------------------------------------------------------------------- notebook 00: set-up
+def _whole_number(answer: Any, example: str) -> int | str:
+    if isinstance(answer, (bool, np.bool_)) or not isinstance(answer, (int, float, np.number)):
+        return f"answer with a number, like {example}, not {type(answer).__name__} {answer!r}"
+    if not float(answer).is_integer():
+        return f"the answer is a whole number, got {answer}"
+    return int(answer)
+
+
+@register("00.cifar_row_bytes",
+          "How many bytes does one image take in CIFAR-10's binary format, label included?",
+          reference=lambda: 1 + 32 * 32 * 3)
+def _check_cifar_row_bytes(answer: Any) -> str | None:
+    got = _whole_number(answer, "3000")
+    if isinstance(got, str):
+        return got
+    hints = {32 * 32 * 3: "that is the pixels only: each row starts with one label byte",
+             32 * 32: "that is one colour channel: a row holds red, green and blue planes",
+             32 * 32 + 1: "that is one colour channel and the label: there are three channels"}
+    if got == 1 + 32 * 32 * 3:
+        return None
+    return f"expected a different count, got {got}: " + hints.get(
+        got, "1 label byte, then 32 x 32 pixels for each of the 3 channels")
+
+
+@register("00.horse_label", "Which label (0 to 8) does `horse` have in both datasets?",
+          reference=lambda: 6)
+def _check_horse_label(answer: Any) -> str | None:
+    got = _whole_number(answer, "4")
+    if isinstance(got, str):
+        return got
+    if got == 6:
+        return None
+    if got == 7:
+        return ("7 is horse's label among CIFAR-10's own ten classes, where frog comes before it; "
+                "the shared labels drop frog, so count in SHARED_CLASSES")
+    return f"got {got}: look it up with SHARED_CLASSES.index('horse')"
+
+
+@register("00.pixel_ratio",
+          "How many times more pixels does an STL-10 image have than a CIFAR-10 image?",
+          reference=lambda: (96 * 96) // (32 * 32))
+def _check_pixel_ratio(answer: Any) -> str | None:
+    got = _whole_number(answer, "4")
+    if isinstance(got, str):
+        return got
+    if got == 9:
+        return None
+    if got == 3:
+        return "3 is the ratio of the sides; the number of pixels grows with the area: (96 / 32) ** 2"
+    if got == 27:
+        return "count pixels, not values: both images have 3 channels, so the channels cancel out"
+    return f"got {got}: divide 96 x 96 by 32 x 32"
+
+
 # ------------------------------------------------------------- notebook 01: convolution
 @register("01.output_shape",
           "A 31x31 image goes through a 3x3 convolution with stride 2 and padding 'valid'. "
