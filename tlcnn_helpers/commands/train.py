@@ -33,6 +33,8 @@ def register(subparsers) -> None:
                         help="smoke (synthetic data), teach or paper: budgets and data source")
     parser.add_argument("--data-dir", default=None,
                         help="folder holding cifar-10-batches-py/ (default: TLCNN_DATA_DIR or data/)")
+    parser.add_argument("--no-download", action="store_true",
+                        help="never download: fail at once if the data folder holds no data")
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
@@ -51,7 +53,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import load_dataset
+    from ..data import dataset_status, load_dataset
+    from ..errors import DatasetNotFoundError
+    from ..paths import default_data_dir
     from ..pipelines import train_val_split
     from ..profiles import get_profile
     from ..training import (
@@ -78,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
         raise CourseError(f"--time-budget {args.time_budget}: give a positive number of seconds")
     start_model = load_model(args.from_model) if args.from_model else None
 
+    if args.no_download and not profile.is_synthetic:
+        folder = Path(args.data_dir) if args.data_dir else default_data_dir()
+        if dataset_status(folder)[args.dataset] == "missing":
+            raise DatasetNotFoundError(
+                f"--data-dir {folder} holds no {args.dataset} data (neither the extracted "
+                f"folder nor the official archive) and --no-download is set: copy the files "
+                f"there, point --data-dir at them, or use --profile smoke for synthetic data")
     (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, profile, args.data_dir)
     if start_model is not None:
         check_images_fit(start_model, x_train, f"{args.dataset} ({args.from_model})")
