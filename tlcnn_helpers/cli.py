@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from .errors import TLCNNError
 
-COMMANDS = ("course", "train", "tune")
+COMMANDS = ("course", "train", "tune", "transfer")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,116 @@
+"""``python -m tlcnn_helpers transfer``: move a saved model to another input size.
+
+Loads ``--model``, rebuilds it for ``--input-shape`` (or, with ``--size-agnostic``, for any
+size: Flatten becomes global pooling), copies every weight that fits, prints the copy report
+and saves the result to ``--out`` (written atomically; an existing file is only replaced
+with ``--overwrite``).
+
+>>> from tlcnn_helpers.cli import main
+>>> main(["transfer", "--model", "model.keras", "--input-shape", "96,96,3",
+...       "--out", "model96.keras"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..errors import CourseError, ModelInputError
+
+
+def parse_input_shape(text: str) -> tuple[int, ...]:
+    """``"96,96,3"`` (or ``"96x96x3"``, or ``"96,96"`` keeping the channels) as a tuple.
+
+    >>> parse_input_shape("96,96,3"), parse_input_shape("64x48")
+    ((96, 96, 3), (64, 48))
+    """
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) not in (2, 3) or min(shape) <= 0:
+        raise CourseError(f"--input-shape {text!r}: give height,width,channels as positive "
+                          f"integers, e.g. --input-shape 96,96,3")
+    return shape
+
+
+def _load(path: Path):
+    import keras
+
+    if not path.is_file():
+        raise ModelInputError(f"--model {path}: no such file. Save a model with model.save(...) "
+                              f"or train one with `python -m tlcnn_helpers train cifar10`")
+    if path.suffix not in (".keras", ".h5"):
+        raise ModelInputError(f"--model {path}: expected a .keras (or legacy .h5) model file")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as err:  # Keras raises several types for a damaged file
+        raise ModelInputError(f"--model {path} is not a readable Keras model ({err}); "
+                              f"save it again") from err
+
+
+def _save_atomically(model, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.stem}.partial.keras")
+    try:
+        model.save(partial)
+        os.replace(partial, out)  # the old file stays intact until the new one is complete
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def run_transfer(model_path: Path, out: Path, input_shape: tuple[int, ...] | None = None,
+                 size_agnostic: bool = False, pooling: str = "avg",
+                 overwrite: bool = False):
+    """Load, transfer, report, save; returns the :class:`~tlcnn_helpers.transfer.TransferReport`."""
+    from ..transfer import check_input_shape, make_size_agnostic, with_input_shape
+
+    if out.suffix != ".keras":
+        raise CourseError(f"--out {out}: Keras 3 saves whole models as .keras files; use that "
+                          f"suffix")
+    if out.resolve() == model_path.resolve():
+        raise CourseError(f"--out {out} is the input model: choose another file so the original "
+                          f"is kept")
+    if out.exists() and not overwrite:
+        raise CourseError(f"--out {out} already exists: pass --overwrite to replace it, or "
+                          f"choose another name")
+    if input_shape is None and not size_agnostic:
+        raise CourseError("give --input-shape HEIGHT,WIDTH,CHANNELS, or --size-agnostic")
+    model = _load(model_path)
+    if size_agnostic:
+        if input_shape is not None:  # fail early if this size can never work
+            check_input_shape(model, input_shape)
+        rebuilt, report = make_size_agnostic(model, pooling=pooling)
+    else:
+        rebuilt, report = with_input_shape(model, input_shape)
+    print(report)
+    _save_atomically(rebuilt, out)
+    print(f"saved {out}")
+    return report
+
+
+def _command(args: argparse.Namespace) -> int:
+    shape = parse_input_shape(args.input_shape) if args.input_shape else None
+    run_transfer(Path(args.model), Path(args.out), shape, args.size_agnostic, args.pooling,
+                 args.overwrite)
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``transfer`` command."""
+    parser = subparsers.add_parser(
+        "transfer", help="rebuild a saved model for another input size, keeping its weights",
+        description=__doc__.split("\n\n")[1].replace("\n", " "))
+    parser.add_argument("--model", required=True, help="the trained model (.keras)")
+    parser.add_argument("--input-shape", metavar="H,W,C",
+                        help="the new input shape, e.g. 96,96,3 (with --size-agnostic: checked "
+                             "to be large enough)")
+    parser.add_argument("--size-agnostic", action="store_true",
+                        help="replace Flatten by global pooling: the model takes any image size")
+    parser.add_argument("--pooling", choices=("avg", "max"), default="avg",
+                        help="global pooling for --size-agnostic (default avg)")
+    parser.add_argument("--out", required=True, help="where to save the new model (.keras)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.set_defaults(func=_command)
