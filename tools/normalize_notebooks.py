@@ -34,10 +34,8 @@ def text_only(outputs):
         if out.output_type == "stream":
             kept.append(nbformat.v4.new_output("stream", name=out.name, text=out.text))
         elif out.output_type in ("execute_result", "display_data") and "text/plain" in out.data:
-            new = nbformat.v4.new_output(out.output_type, data={"text/plain": out.data["text/plain"]})
-            if out.output_type == "execute_result":
-                new.execution_count = None
-            kept.append(new)
+            kept.append(nbformat.v4.new_output(out.output_type,
+                                               data={"text/plain": out.data["text/plain"]}))
     return kept
 
 
@@ -48,14 +46,16 @@ def normalize(nb, executed=None):
             cell.pop("outputs", None)
             cell.pop("execution_count", None)
             continue
-        cell.execution_count = None
         if is_guarded(cell):
-            source = executed_cells.get(cell.get("id"))
-            if source is not None:
-                cell.outputs = text_only(source.outputs)
-            else:
-                cell.outputs = text_only(cell.outputs)
+            # nbval skips the comparison for a cell without an execution count ("unrun").
+            source = executed_cells.get(cell.get("id"), cell)
+            cell.execution_count = source.execution_count or cell.execution_count or 1
+            cell.outputs = text_only(source.outputs)
+            for out in cell.outputs:
+                if out.output_type == "execute_result":
+                    out.execution_count = cell.execution_count
         else:
+            cell.execution_count = None
             cell.outputs = []
         cell.metadata.pop("execution", None)
         cell.metadata.pop("papermill", None)
