@@ -208,6 +208,19 @@ def test_shift_image_and_relative_change():
     assert ops.relative_change(image, 2 * image) == pytest.approx(1.0)
 
 
+def test_pooling_makes_feature_maps_less_sensitive_to_small_shifts():
+    rng = np.random.default_rng(5)
+    # blocky random images: edges everywhere, like a textured photo
+    images = [np.kron(rng.random((8, 8)), np.ones((4, 4))) for _ in range(3)]
+    result = ops.shift_sensitivity(images, shifts=(0, 1, 2), pool_sizes=(2, 4))
+    assert list(result) == ["no pooling", "max pool 2x2", "max pool 4x4", "global max pool"]
+    assert all(values[0] == 0.0 for values in result.values())  # no shift, no change
+    no_pool, pool4, global_max = result["no pooling"], result["max pool 4x4"], result["global max pool"]
+    assert no_pool[1] > 0.5  # thin edge responses move off their pixels
+    assert pool4[1] < 0.7 * no_pool[1] and pool4[2] < no_pool[2]
+    assert global_max[1] < 0.2 * no_pool[1]
+
+
 def test_to_grayscale_handles_uint8_rgb_and_float():
     rgb = np.zeros((2, 2, 3), dtype=np.uint8)
     rgb[..., 1] = 255

@@ -367,6 +367,56 @@ def relative_change(before: np.ndarray, after: np.ndarray) -> float:
     return float(np.linalg.norm(after - before) / norm) if norm > 0 else 0.0
 
 
+EDGE_FILTERS = np.stack([CLASSIC_KERNELS["sobel vertical edges"],
+                         -CLASSIC_KERNELS["sobel vertical edges"],
+                         CLASSIC_KERNELS["sobel horizontal edges"],
+                         -CLASSIC_KERNELS["sobel horizontal edges"]], axis=-1)[:, :, None, :]
+
+
+def edge_features(image: np.ndarray) -> np.ndarray:
+    """A fixed conv layer with ReLU: four Sobel filters (each edge direction and sign).
+
+    ``image``: 2-D gray; returns ``(H, W, 4)`` (padding 'same').
+
+    >>> edge_features(np.zeros((5, 5))).shape
+    (5, 5, 4)
+    """
+    return np.maximum(conv2d(np.asarray(image, dtype=np.float32), EDGE_FILTERS,
+                             padding="same"), 0.0)
+
+
+def shift_sensitivity(images: Sequence[np.ndarray], shifts: Sequence[int] = (1, 2, 3),
+                      pool_sizes: Sequence[int] = (2, 4)) -> dict[str, list[float]]:
+    """How much feature maps change when the image moves, with and without pooling.
+
+    For each shift s, every gray image is moved s pixels right and, separately, s pixels
+    down; :func:`edge_features` of the original and of the moved image are compared
+    (:func:`relative_change`) directly, after max pooling of each size in ``pool_sizes``,
+    and after global max pooling. Returns the mean change per variant, one value per shift.
+
+    >>> result = shift_sensitivity([np.eye(16)], shifts=(0, 1), pool_sizes=(2,))
+    >>> list(result), result["no pooling"][0]
+    (['no pooling', 'max pool 2x2', 'global max pool'], 0.0)
+    """
+    variants = {"no pooling": lambda maps: maps}
+    for size in pool_sizes:
+        variants[f"max pool {size}x{size}"] = lambda maps, size=size: max_pool2d(maps, size)
+    variants["global max pool"] = lambda maps: global_pool(maps, "max")
+    changes: dict[str, list[float]] = {name: [] for name in variants}
+    originals = [edge_features(to_grayscale(image)) for image in images]
+    for shift in shifts:
+        per_variant: dict[str, list[float]] = {name: [] for name in variants}
+        for image, before in zip(images, originals, strict=True):
+            gray = to_grayscale(image)
+            for dy, dx in ((0, shift), (shift, 0)):
+                after = edge_features(shift_image(gray, dy, dx))
+                for name, pool in variants.items():
+                    per_variant[name].append(relative_change(pool(before), pool(after)))
+        for name in variants:
+            changes[name].append(float(np.mean(per_variant[name])))
+    return changes
+
+
 def to_grayscale(image: np.ndarray) -> np.ndarray:
     """Float image in [0, 1] with one channel, from uint8 or float, gray or RGB(A).
 

@@ -131,7 +131,7 @@ def draw_kernel(ax, kernel: np.ndarray, title: str = "kernel") -> None:
     ax.imshow(kernel, cmap=KERNEL_CMAP, vmin=-limit, vmax=limit)
     for (row, col), value in np.ndenumerate(kernel):
         ax.text(col, row, f"{value:.2g}", ha="center", va="center", fontsize=8,
-                color="black" if value > 0 else "white")
+                color="white" if value < -0.3 * limit else "black")
     ax.set_xticks(range(kernel.shape[1]))
     ax.set_yticks(range(kernel.shape[0]))
     ax.set_title(title, fontsize=9)
@@ -299,6 +299,7 @@ def plot_lines(x: Sequence[float], series: Mapping[str, Sequence[float]], *, tit
     for index, (name, values) in enumerate(series.items()):
         ax.plot(x, values, label=name, color=colours[index], marker=markers[index % 5],
                 linestyle=styles[index % 4])
+    ax.set_xticks(list(x))
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
