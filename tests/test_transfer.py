@@ -374,3 +374,28 @@ def test_fit_head_needs_a_pooling_layer_at_top_level():
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])
     with pytest.raises(ModelInputError, match="no Flatten or global pooling"):
         fit_head(model, images(2, 8), np.array([0, 1]))
+
+
+@pytest.mark.parametrize(("name", "answer", "words"), [
+    ("05.flatten_size", 1024, "32x32 size"),
+    ("05.flatten_size", 36, "256 channels"),
+    ("05.smallest_input", 32, "smaller does too"),
+    ("05.smallest_input", 8, "outputs nothing"),
+    ("05.fold_kernel", lambda k, h, w, c: k.reshape(h, w, c, -1).mean(axis=(0, 1)), "sum"),
+    ("05.fold_kernel", lambda k, h, w, c: k.reshape(c, h, w, -1).sum(axis=(1, 2)), "channels last"),
+    ("05.fold_kernel", lambda k, h, w, c: k[:c], "wrong"),
+])
+def test_notebook_05_exercises_name_the_mistake(name, answer, words):
+    from tlcnn_helpers.exercises import evaluate, reference_solution
+
+    assert evaluate(name, reference_solution(name)).passed
+    feedback = evaluate(name, answer)
+    assert feedback.status == "wrong" and words in feedback.message
+
+
+def test_exercise_reference_fold_matches_the_helper():
+    from tlcnn_helpers.exercises import reference_solution
+
+    kernel = RNG.normal(size=(2 * 3 * 4, 5))
+    np.testing.assert_array_equal(reference_solution("05.fold_kernel")(kernel, 2, 3, 4),
+                                  fold_flatten_kernel(kernel, (2, 3, 4)))

@@ -495,6 +495,18 @@ def with_input_shape(model: Any, input_shape: Sequence) -> TransferResult:
     return TransferResult(rebuilt, report)
 
 
+def copy_model(model: Any) -> Any:
+    """An independent copy of an image model (same input shape, every weight copied).
+
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3)])
+    >>> twin = copy_model(m)
+    >>> twin is not m and twin.input_shape == m.input_shape
+    True
+    """
+    return with_input_shape(model, image_input_shape(model)).model
+
+
 def fold_flatten_kernel(kernel: np.ndarray, feature_shape: Sequence[int]) -> np.ndarray:
     """The Dense kernel that, after global pooling, matches ``Flatten -> Dense`` on flat maps.
 
@@ -633,6 +645,23 @@ def _fit(model: Any, images: np.ndarray, labels: np.ndarray, *, epochs: int, bat
     _compile(model, learning_rate)
     return model.fit(images, labels, epochs=epochs, batch_size=batch_size, shuffle=True,
                      verbose=0)
+
+
+def fit_classifier(model: Any, images: np.ndarray, labels: np.ndarray, *, epochs: int = 1,
+                   batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0) -> Any:
+    """Train every trainable layer on integer ``labels`` with Adam (e.g. a model from scratch).
+
+    Uses the same loss, optimizer and seeding as :func:`fit_head` and :func:`fine_tune`,
+    so a from-scratch baseline and a fine-tuned model are trained alike.
+
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
+    ...                       keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    >>> len(fit_classifier(m, np.ones((4, 8, 8, 3)), np.array([0, 1, 0, 1]), epochs=2).history["loss"])
+    2
+    """
+    return _fit(model, images, labels, epochs=epochs, batch_size=batch_size,
+                learning_rate=learning_rate, seed=seed)
 
 
 def fit_head(model: Any, images: np.ndarray, labels: np.ndarray, *, epochs: int = 1,
