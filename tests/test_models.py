@@ -81,3 +81,31 @@ def test_label_smoothing_reaches_the_loss():
     model = compile_for_classification(fast_cifar_cnn(widths=(8, 16)), label_smoothing=0.2)
     assert model.loss.label_smoothing == pytest.approx(0.2)
     assert issubclass(ModelInputError, TLCNNError)
+
+
+def test_notebook_03_exercises_accept_the_reference_and_explain_typical_mistakes():
+    from tlcnn_helpers import cifar_exercises  # noqa: F401  (registers the exercises)
+    from tlcnn_helpers.exercises import evaluate, exercises_of, reference_solution
+
+    names = exercises_of("03")
+    assert names == ["03.first_conv_params", "03.flatten_size_96", "03.per_class_accuracy"]
+    for name in names:
+        assert evaluate(name, reference_solution(name)).status == "correct", name
+        assert evaluate(name, None).status == "todo"
+    assert paper_cifar_cnn().get_layer("conv1").count_params() == reference_solution(names[0])
+    assert paper_cifar_cnn((96, 96, 3)).get_layer("flatten").output.shape[-1] == 9216
+    assert "bias" in evaluate("03.first_conv_params", 864).message
+    assert "32x32 case" in evaluate("03.flatten_size_96", 1024).message
+
+    def precision_instead(y_true, y_pred, num_classes):
+        hits = np.bincount(y_pred[y_true == y_pred], minlength=num_classes)
+        return hits / np.maximum(np.bincount(y_pred, minlength=num_classes), 1)
+
+    def divides_by_zero(y_true, y_pred, num_classes):
+        hits = np.bincount(y_true[y_true == y_pred], minlength=num_classes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return hits / np.bincount(y_true, minlength=num_classes)
+
+    assert "precision" in evaluate("03.per_class_accuracy", precision_instead).message
+    assert "division by zero" in evaluate("03.per_class_accuracy", divides_by_zero).message
+    assert evaluate("03.per_class_accuracy", lambda *a: None).status == "todo"

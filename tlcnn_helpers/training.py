@@ -526,3 +526,82 @@ def load_model(path: str | os.PathLike):
     except Exception as err:  # Keras raises several types for a damaged archive
         raise ModelInputError(f"{path} is not a readable .keras model ({err}); delete it and "
                               f"train again") from err
+
+
+# ---------------------------------------------------------------------------- error analysis
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts ``[true class, predicted class]`` (rows: the truth).
+
+    >>> confusion_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]), 2).tolist()
+    [[1, 1], [0, 1]]
+    """
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return matrix
+
+
+def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
+    """The share of each true class predicted correctly (the diagonal over the row sums).
+
+    >>> per_class_accuracy(np.array([[3, 1], [0, 2]])).tolist()
+    [0.75, 1.0]
+    """
+    totals = matrix.sum(axis=1)
+    return np.divide(np.diag(matrix), totals, out=np.zeros(len(matrix)), where=totals > 0)
+
+
+def most_confident_mistakes(probabilities: np.ndarray, y_true: np.ndarray, count: int = 8
+                            ) -> np.ndarray:
+    """Indices of the wrong predictions made with the highest confidence, most confident first.
+
+    >>> p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    >>> most_confident_mistakes(p, np.array([1, 1, 1]), count=5).tolist()
+    [0, 2]
+    """
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != np.asarray(y_true))
+    confidence = probabilities[wrong, predicted[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")][:count]
+
+
+def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *,
+                          title: str = "Confusion matrix"):
+    """The confusion matrix as a heat map (cividis), each row normalised to shares."""
+    import matplotlib.pyplot as plt
+
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.2, 5.2), layout="constrained")
+    shown = ax.imshow(shares, cmap="cividis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    for (row, col), share in np.ndenumerate(shares):
+        ax.text(col, row, f"{share:.2f}"[1:] if share < 1 else "1", ha="center", va="center",
+                fontsize=7, color="black" if share > 0.5 else "white")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(shown, ax=ax, label="share of the true class")
+    return fig
+
+
+def plot_per_class_accuracy(accuracies: dict[str, Sequence[float]], class_names: Sequence[str],
+                            *, title: str = "Accuracy per class"):
+    """Grouped bars: one group per class, one bar (hatched differently) per model."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
+    width = 0.8 / max(len(accuracies), 1)
+    colours = plt.get_cmap("cividis")(np.linspace(0.15, 0.85, max(len(accuracies), 1)))
+    hatches = ["", "//", "..", "xx"]
+    positions = np.arange(len(class_names))
+    for i, (label, values) in enumerate(accuracies.items()):
+        ax.bar(positions + i * width, values, width, label=label, color=colours[i],
+               hatch=hatches[i % len(hatches)], edgecolor="black", linewidth=0.4)
+    ax.set_xticks(positions + width * (len(accuracies) - 1) / 2, class_names, rotation=30)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("true class")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
