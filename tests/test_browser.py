@@ -23,7 +23,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -36,6 +38,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "01_convolution.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_MISSING = (f"{CHROMIUM} not found: install Debian's package with "
+                    "`apt-get install chromium` (or run .ci/install-browser)")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # How the explorer cell is recognised in notebook 01: it calls the widget from tlcnn_helpers.
@@ -76,9 +80,16 @@ def _server_log(log_path: Path) -> str:
     return log_path.read_text(errors="replace")[-3000:] if log_path.exists() else "(no log)"
 
 
+@dataclass(frozen=True)
+class LabServer:
+    base_url: str
+    token: str
+    wait_until_ready: Callable[[], None]
+
+
 @contextmanager
 def jupyter_lab(root_dir: Path, state_dir: Path, started: list[int]):
-    """A JupyterLab server on 127.0.0.1; yields ``(base_url, token)`` and always stops it.
+    """Start JupyterLab on 127.0.0.1 (ready once ``wait_until_ready()`` returns); always stop it.
 
     Appends the server's process id, which is also its session id, to ``started``.
     """
@@ -114,7 +125,8 @@ def jupyter_lab(root_dir: Path, state_dir: Path, started: list[int]):
                                   cwd=root_dir, start_new_session=True)
     started.append(server.pid)
     base_url = f"http://127.0.0.1:{port}"
-    try:
+
+    def wait_until_ready() -> None:
         deadline = time.monotonic() + SERVER_START_SECONDS
         while True:
             if server.poll() is not None:
@@ -122,13 +134,15 @@ def jupyter_lab(root_dir: Path, state_dir: Path, started: list[int]):
                             + _server_log(log_path))
             try:
                 with urllib.request.urlopen(f"{base_url}/api/status?token={token}", timeout=2):
-                    break
+                    return
             except (urllib.error.URLError, OSError):
                 if time.monotonic() > deadline:
                     pytest.fail(f"JupyterLab did not answer on {base_url} within "
                                 f"{SERVER_START_SECONDS} s:\n" + _server_log(log_path))
                 time.sleep(0.3)
-        yield base_url, token
+
+    try:
+        yield LabServer(base_url, token, wait_until_ready)
     finally:
         stop_process_group(server)
 
@@ -164,8 +178,7 @@ def processes_in_session(session_id: int) -> list[psutil.Process]:
 def chromium_page():
     """A page in headless Debian Chromium driven by Playwright; always closed."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's package with "
-                    "`apt-get install chromium` (or run .ci/install-browser)")
+        pytest.skip(CHROMIUM_MISSING)
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
@@ -199,16 +212,23 @@ def test_convolution_explorer_reacts_to_its_controls_in_jupyterlab(tmp_path):
     root.mkdir()
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
 
+    if not CHROMIUM.exists():
+        pytest.skip(CHROMIUM_MISSING)
+
     server_session = []
-    with chromium_page() as page, \
-            jupyter_lab(root, tmp_path / "state", server_session) as (base_url, token):
+    started = time.monotonic()
+    # JupyterLab starts while Chromium launches.
+    with jupyter_lab(root, tmp_path / "state", server_session) as lab, chromium_page() as page:
         page.set_default_timeout(60_000)
-        page.goto(f"{base_url}/lab/tree/{NOTEBOOK.name}?token={token}")
+        lab.wait_until_ready()
+        print(f"{time.monotonic() - started:.1f} s: JupyterLab answers on {lab.base_url}")
+        page.goto(f"{lab.base_url}/lab/tree/{NOTEBOOK.name}?token={lab.token}")
         cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
         cells.first.wait_for()
         # The status bar says "Python 3 (ipykernel) | Idle" once the kernel is connected.
         page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for()
 
+        print(f"{time.monotonic() - started:.1f} s: notebook open, kernel idle")
         # Run cells from the top, one Shift+Enter each, like a student.
         cells.first.locator(".jp-InputArea").click()
         page.keyboard.press("Escape")
@@ -230,6 +250,7 @@ def test_convolution_explorer_reacts_to_its_controls_in_jupyterlab(tmp_path):
                             f"{CELLS_RUN_SECONDS} s (explorer prompt {prompt.inner_text()!r})")
             page.wait_for_timeout(250)
 
+        print(f"{time.monotonic() - started:.1f} s: cells 0..{explorer_index} ran")
         widget = explorer.locator(f".{EXPLORER_CLASS}")
         summary = widget.locator(f".{EXPLORER_CLASS}-summary")
         picture = widget.locator(f".{EXPLORER_CLASS}-picture")
@@ -253,5 +274,6 @@ def test_convolution_explorer_reacts_to_its_controls_in_jupyterlab(tmp_path):
         page.wait_for_timeout(300)  # let the new picture paint
         assert picture.screenshot(path=tmp_path / "explorer.png") != pixels_before
         page.screenshot(path=tmp_path / "jupyterlab.png")
+        print(f"{time.monotonic() - started:.1f} s: the explorer reacted to {stride_after=}")
 
     assert not processes_in_session(server_session[0]), "JupyterLab or a kernel is still running"
