@@ -381,7 +381,7 @@ def check_images_fit(model, x: np.ndarray, source: str = "the images") -> None:
         raise ModelInputError(
             f"{source} are {shape_text(got)} images but the model expects "
             f"{shape_text(expected)}: a model trained on one image size cannot be evaluated on "
-            f"another. Resize the images, or see notebooks/05_transfer_learning.ipynb to move "
+            f"another. Resize the images, or see notebooks/05_transfer_across_sizes.ipynb to move "
             f"a trained model to a new input size.")
 
 
@@ -604,4 +604,23 @@ def plot_per_class_accuracy(accuracies: dict[str, Sequence[float]], class_names:
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_learning_curves(results: dict[str, TrainingResult], *, metric: str = "val_accuracy",
+                         against: str = "elapsed_seconds", title: str | None = None):
+    """One curve per run: ``metric`` per epoch against wall time (or ``against="epoch"``)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.8, max(len(results), 1)))
+    styles, markers = ["-", "--", ":", "-."], ["o", "s", "^", "D"]
+    for i, (label, result) in enumerate(results.items()):
+        ax.plot(result.curve(against), result.curve(metric), label=label, color=colours[i],
+                linestyle=styles[i % 4], marker=markers[i % 4])
+    ax.set_xlabel("wall time (s)" if against == "elapsed_seconds" else against.replace("_", " "))
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(title or f"{metric.replace('_', ' ')} during training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return fig
