@@ -91,7 +91,7 @@ class LabServer:
 def jupyter_lab(root_dir: Path, state_dir: Path, started: list[int]):
     """Start JupyterLab on 127.0.0.1 (ready once ``wait_until_ready()`` returns); always stop it.
 
-    Appends the server's process id, which is also its session id, to ``started``.
+    Appends the process ids of the server and, when it stops, of its kernels to ``started``.
     """
     port, token = free_port(), secrets.token_hex(16)
     settings_dir = state_dir / "settings"
@@ -120,9 +120,8 @@ def jupyter_lab(root_dir: Path, state_dir: Path, started: list[int]):
     ]
     log_path = state_dir / "jupyterlab.log"
     with open(log_path, "wb") as log:
-        # Own session, so the kernels it starts can be stopped with it.
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                  cwd=root_dir, start_new_session=True)
+                                  cwd=root_dir)
     started.append(server.pid)
     base_url = f"http://127.0.0.1:{port}"
 
@@ -144,32 +143,44 @@ def jupyter_lab(root_dir: Path, state_dir: Path, started: list[int]):
     try:
         yield LabServer(base_url, token, wait_until_ready)
     finally:
-        stop_process_group(server)
+        stop_server(server, started)
 
 
-def stop_process_group(process: subprocess.Popen) -> None:
-    """SIGTERM (JupyterLab then shuts its kernels down), SIGKILL the group if it lingers."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
+def stop_server(server: subprocess.Popen, started: list[int]) -> None:
+    """Stop JupyterLab and the kernels it started (each in its own session), by process id.
+
+    SIGTERM first, so JupyterLab shuts its kernels down itself; SIGKILL what lingers.
+    Adds the kernels' process ids to ``started``.
+    """
     try:
-        os.killpg(process.pid, signal.SIGKILL)  # anything left in its session: kernels
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=10)
-
-
-def processes_in_session(session_id: int) -> list[psutil.Process]:
-    """Processes still alive in the session that JupyterLab was started in."""
-    alive = []
-    for process in psutil.process_iter():
+        children = psutil.Process(server.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    started.extend(child.pid for child in children)
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
         try:
-            if os.getsid(process.pid) == session_id and process.status() != psutil.STATUS_ZOMBIE:
-                alive.append(process)
-        except (OSError, psutil.Error):
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+    _, lingering = psutil.wait_procs(children, timeout=5)
+    for child in lingering:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(lingering, timeout=5)
+
+
+def still_running(pids: list[int]) -> list[int]:
+    """Those of ``pids`` that are alive (zombies count as gone)."""
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
             continue
     return alive
 
@@ -215,10 +226,10 @@ def test_convolution_explorer_reacts_to_its_controls_in_jupyterlab(tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(CHROMIUM_MISSING)
 
-    server_session = []
+    started_pids: list[int] = []
     started = time.monotonic()
     # JupyterLab starts while Chromium launches.
-    with jupyter_lab(root, tmp_path / "state", server_session) as lab, chromium_page() as page:
+    with jupyter_lab(root, tmp_path / "state", started_pids) as lab, chromium_page() as page:
         page.set_default_timeout(60_000)
         lab.wait_until_ready()
         print(f"{time.monotonic() - started:.1f} s: JupyterLab answers on {lab.base_url}")
@@ -276,4 +287,5 @@ def test_convolution_explorer_reacts_to_its_controls_in_jupyterlab(tmp_path):
         page.screenshot(path=tmp_path / "jupyterlab.png")
         print(f"{time.monotonic() - started:.1f} s: the explorer reacted to {stride_after=}")
 
-    assert not processes_in_session(server_session[0]), "JupyterLab or a kernel is still running"
+    assert len(started_pids) >= 2, "JupyterLab started no kernel"
+    assert not still_running(started_pids), "JupyterLab or its kernel is still running"
