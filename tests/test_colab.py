@@ -110,15 +110,28 @@ def test_colab_is_recognised_by_its_module_or_environment_markers():
     assert not in_colab(environ={"HOME": "/root"}, modules={"google": object()})
 
 
+def simulate_devices(monkeypatch, *device_types: str) -> None:
+    """Make TensorFlow report these physical devices (Colab's GPU runtime: CPU and GPU)."""
+    devices = [tf.config.PhysicalDevice(f"/physical_device:{kind}:0", kind) for kind in device_types]
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [
+        d for d in devices if kind is None or d.device_type == kind])
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_setup_cell_installs_from_the_repository_only_in_colab(path, monkeypatch):
+def test_notebook_setup_cell_installs_and_uses_the_gpu_only_in_colab(path, monkeypatch):
     cell = setup_cell(read_notebook(path))
     assert cell is not None, f"{path.name}: no set-up cell (a code cell starting '# Set-up:')"
+    simulate_devices(monkeypatch, "CPU", "GPU")
     shell, namespace = run_setup_source(cell.source, colab=True, monkeypatch=monkeypatch)
     assert_installs_the_course_from_the_repository(shell)
     assert namespace["session"].name == path.stem
-    shell, _ = run_setup_source(cell.source, colab=False, monkeypatch=monkeypatch)
+    assert keras.mixed_precision.global_policy().name == "mixed_float16"
+
+    keras.mixed_precision.set_global_policy("float32")
+    simulate_devices(monkeypatch, "CPU")
+    shell, namespace = run_setup_source(cell.source, colab=False, monkeypatch=monkeypatch)
     assert shell.calls == [], f"{path.name}: the set-up cell installs something outside Colab"
+    assert keras.mixed_precision.global_policy().name == "float32"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
