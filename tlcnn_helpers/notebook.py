@@ -138,6 +138,9 @@ def start_notebook(profile: str, name: str, *, environ: Mapping[str, str] | None
     float16, which is about twice as fast there; on a CPU the global policy is left alone
     (float32 unless ``training`` chooses bfloat16). ``devices`` defaults to TensorFlow's
     physical devices.
+
+    >>> start_notebook("smoke", "03_demo", environ={}, quiet=True, devices=["CPU"]).precision
+    'float32'
     """
     chosen = resolve_profile(profile, environ)
     import keras

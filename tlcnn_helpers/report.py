@@ -211,7 +211,11 @@ def _timing_lines(notebook_timings: Mapping[str, float] | None) -> list[tuple[st
 
 def render_markdown(rows: list[dict[str, Any]], *, profile: str,
                     notebook_timings: Mapping[str, float] | None = None) -> str:
-    """The report as Markdown text (see :func:`write_course_report`)."""
+    """The report as Markdown text (see :func:`write_course_report`).
+
+    >>> render_markdown([], profile="smoke").splitlines()[0]
+    '# TLCNN course results: profile `smoke`'
+    """
     out = [f"# TLCNN course results: profile `{profile}`", "",
            "Every figure below was recorded by a notebook while it ran "
            "(`session.record(...)`); none is typed in.", ""]
@@ -231,7 +235,11 @@ def render_markdown(rows: list[dict[str, Any]], *, profile: str,
 
 def render_html(rows: list[dict[str, Any]], *, profile: str,
                 notebook_timings: Mapping[str, float] | None = None) -> str:
-    """The report as a self-contained HTML page (see :func:`write_course_report`)."""
+    """The report as a self-contained HTML page (see :func:`write_course_report`).
+
+    >>> "<h1>TLCNN course results: profile teach</h1>" in render_html([], profile="teach")
+    True
+    """
     title = f"TLCNN course results: profile {profile}"
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
            f"<title>{html.escape(title)}</title>",
