@@ -186,3 +186,9 @@ def test_this_machine_gets_the_policy_its_devices_call_for():
     expected = precision_policy_for(tf.config.list_physical_devices())
     assert session.precision == expected
     assert keras.mixed_precision.global_policy().name == expected
+
+
+def test_the_docstring_examples_hold():
+    import doctest
+
+    assert doctest.testmod(nbmod).failed == 0

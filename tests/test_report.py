@@ -198,3 +198,11 @@ def test_compare_records_reports_rows_only_one_run_has(tmp_path):
     (differences,) = compare_records(first, second)
     assert "Transfer: fine-tuned" in differences
     assert f"recorded in {first} but not in {second}" in differences
+
+
+def test_the_docstring_examples_hold():
+    import doctest
+
+    from tlcnn_helpers import report
+
+    assert doctest.testmod(report).failed == 0
