@@ -63,6 +63,7 @@ def test_a_data_folder_without_data_is_named(tmp_path, capsys):
     assert str(empty) in err and "--profile smoke" in err
 
 
+@pytest.mark.slow
 def test_images_that_do_not_fit_the_model_point_to_the_transfer_notebook(tmp_path, capsys):
     cifar_model = tmp_path / "cifar.keras"
     paper_cifar_cnn(dense_units=8, compile=False).save(cifar_model)

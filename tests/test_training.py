@@ -60,6 +60,7 @@ def test_warmup_cosine_rises_to_the_peak_then_decays_to_zero():
     assert learning_rate_schedule(paper_recipe(), 10) == 1e-3
 
 
+@pytest.mark.slow
 def test_a_fixed_seed_gives_the_same_training_run_twice():
     x, y = tiny_data()
     recipe = get_recipe("fast", epochs=2, batch_size=16, **TINY_FAST)
@@ -73,6 +74,7 @@ def test_a_fixed_seed_gives_the_same_training_run_twice():
     assert evaluate(first.model, x, y) == evaluate(second.model, x, y)
 
 
+@pytest.mark.slow
 def test_training_learns_a_tiny_separable_task_and_reports_each_epoch():
     x, y = tiny_data(count=90)
     recipe = get_recipe("fast", epochs=4, batch_size=15, **TINY_FAST)
@@ -83,6 +85,7 @@ def test_training_learns_a_tiny_separable_task_and_reports_each_epoch():
     assert evaluate(result.model, x, y)["test_accuracy"] > 0.6
 
 
+@pytest.mark.slow
 def test_time_budget_stops_training_before_it_overruns():
     x, y = tiny_data(count=16)
     ds = make_dataset(x, y, num_classes=3, batch_size=16)
@@ -118,6 +121,7 @@ def test_images_of_another_size_point_to_the_transfer_notebook():
         evaluate(model, np.zeros((2, 96, 96, 3), "uint8"), np.zeros(2, int))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("builder", ["paper", "fast"])
 def test_save_and_load_give_identical_predictions(tmp_path, builder):
     x, y = tiny_data(count=24)

@@ -1,0 +1,108 @@
+"""Training throughput of the paper's CIFAR model: plain ``model.fit`` on NumPy arrays
+against the project's tf.data pipeline, same model and batch size, measured side by side.
+
+Each variant trains the paper's model for ``--epochs`` epochs on ``--images`` real CIFAR-10
+training images; the first epoch (tracing, XLA compilation) is reported apart, and the
+variants are run in rounds (A, B, C, A, B, C, ...) so a change in machine load hits all of
+them alike. Run from the repository root:
+
+    python benchmarks/cifar_throughput.py --data-dir /work/cifar-real --images 10000 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+
+def variants():
+    """name -> (uses the pipeline, compile options, dtype policy)."""
+    return {
+        "numpy_fit": dict(pipeline=False, jit_compile="auto", policy="float32", spe=1),
+        "numpy_fit_no_xla": dict(pipeline=False, jit_compile=False, policy="float32", spe=1),
+        "pipeline": dict(pipeline=True, jit_compile="auto", policy="float32", spe=1),
+        "pipeline_spe8": dict(pipeline=True, jit_compile="auto", policy="float32", spe=8),
+        "pipeline_bf16": dict(pipeline=True, jit_compile="auto", policy="mixed_bfloat16", spe=1),
+    }
+
+
+def run_variant(name, opts, x, y, batch_size, epochs, seed):
+    import keras
+
+    from tlcnn_helpers.models import compile_for_classification, one_hot, paper_cifar_cnn
+    from tlcnn_helpers.pipelines import make_dataset
+
+    keras.utils.set_random_seed(seed)
+    keras.mixed_precision.set_global_policy(opts["policy"])
+    model = paper_cifar_cnn(x.shape[1:], 9, compile=False)
+    keras.mixed_precision.set_global_policy("float32")
+    compile_for_classification(model, jit_compile=opts["jit_compile"])
+    model.steps_per_execution = opts["spe"]
+    times = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t)
+
+    if opts["pipeline"]:
+        ds = make_dataset(x, y, num_classes=9, batch_size=batch_size, training=True, seed=seed)
+        model.fit(ds, epochs=epochs, verbose=0, shuffle=False, callbacks=[Clock()])
+    else:
+        # What a student writes: scale to float32 in 0..1 by hand, one-hot labels, fit.
+        x_float = x.astype("float32")  # the model's Rescaling layer divides by 255
+        model.fit(x_float, one_hot(y, 9), batch_size=batch_size, epochs=epochs, verbose=0,
+                  callbacks=[Clock()])
+    steady = times[1:] or times
+    return {"first_epoch_s": round(times[0], 2),
+            "steady_epoch_s": round(statistics.median(steady), 2),
+            "images_per_second": round(len(x) / statistics.median(steady), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--images", type=int, default=10000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--only", nargs="*", default=None, help="variant names to run")
+    parser.add_argument("--json", default=None, help="write the results here as JSON")
+    args = parser.parse_args()
+
+    from tlcnn_helpers.data import load_cifar10, stratified_subset
+
+    (x, y), _ = load_cifar10(args.data_dir, download=False)
+    x, y = stratified_subset(x, y, args.images, seed=0)
+    chosen = {k: v for k, v in variants().items() if not args.only or k in args.only}
+    results: dict[str, list[dict]] = {k: [] for k in chosen}
+    for rnd in range(args.rounds):
+        for name, opts in chosen.items():
+            out = run_variant(name, opts, x, y, args.batch_size, args.epochs, seed=rnd)
+            out["load_average"] = round(os.getloadavg()[0], 2)
+            results[name].append(out)
+            print(f"round {rnd + 1} {name:18s} {json.dumps(out)}", flush=True)
+    base = statistics.median(r["images_per_second"] for r in results.get("numpy_fit", [{}])
+                             ) if "numpy_fit" in results else None
+    print(f"\n{len(x)} images, batch {args.batch_size}, {args.epochs} epochs a run, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    summary = {}
+    for name, rows in results.items():
+        ips = statistics.median(r["images_per_second"] for r in rows)
+        first = statistics.median(r["first_epoch_s"] for r in rows)
+        speedup = f"{ips / base:.2f}x" if base else "-"
+        summary[name] = {"images_per_second": ips, "first_epoch_s": first, "vs_numpy_fit": speedup}
+        print(f"{name:18s} {ips:8.0f} images/s  first epoch {first:6.1f} s  {speedup}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"args": vars(args), "runs": results, "summary": summary}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
