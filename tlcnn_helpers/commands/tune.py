@@ -21,6 +21,7 @@ the same command without ``--role`` on the chief's machine to retrain and report
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -29,6 +30,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..data import SHARED_CLASSES
 from ..profiles import get_profile, resolve_profile
 
 DATASETS = ("stl10",)
@@ -57,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--profile", default=None,
                         help="smoke, teach or paper (default: TLCNN_PROFILE, else teach)")
     parser.add_argument("--data-dir", default=None, help="where the STL-10 files are")
+    parser.add_argument("--images-per-class", type=int, default=None,
+                        help="training images per class for the search and the retraining "
+                             "(default: the profile's)")
     parser.add_argument("--space", choices=tuple(SEARCH_SPACES), default=None,
                         help="the search space (default: the profile's)")
     parser.add_argument("--tuning-dir", default=None,
@@ -86,6 +91,9 @@ def _check_arguments(args: argparse.Namespace, max_trials: int, epochs: int) -> 
         raise TuningError(f"--max-trials {max_trials}: a search needs at least 1 trial")
     if epochs < 1:
         raise TuningError(f"--epochs {epochs}: each trial needs at least 1 epoch")
+    if args.images_per_class is not None and args.images_per_class < 2:
+        raise TuningError(f"--images-per-class {args.images_per_class}: need at least 2 (one "
+                          "for training, one for validation)")
     if args.retrain_epochs is not None and args.retrain_epochs < 0:
         raise TuningError(f"--retrain-epochs {args.retrain_epochs}: use 0 (skip) or more")
     if args.workers is not None and not (args.distributed or args.role == "chief"):
@@ -120,6 +128,8 @@ def _role_command(args: argparse.Namespace, profile_name: str, role: str) -> lis
                "--tuning-dir", str(args.tuning_dir), "--project", args.project]
     if args.data_dir:
         command += ["--data-dir", str(args.data_dir)]
+    if args.images_per_class is not None:
+        command += ["--images-per-class", str(args.images_per_class)]
     if role == "chief":
         command += ["--workers", str(args.workers)]
     return command
@@ -149,11 +159,22 @@ def run(args: argparse.Namespace) -> int:
     args.project = args.project or tuning.default_project_name(args.tuner, profile.name)
     _check_arguments(args, args.max_trials, args.epochs)
 
+    if args.images_per_class is not None:
+        budget = dataclasses.replace(budget, images_per_class=args.images_per_class)
+        profile = dataclasses.replace(profile, tuning=budget)
+
     keras.utils.set_random_seed(profile.seed)
-    data = tuning.load_search_data(profile, args.data_dir)
+    # The chief and a search without retraining never touch the images: load them lazily.
+    loaded: list[tuning.SearchData] = []
+
+    def data() -> tuning.SearchData:
+        if not loaded:
+            loaded.append(tuning.load_search_data(profile, args.data_dir))
+        return loaded[0]
+
     hypermodel = tuning.STL10HyperModel(
-        tuning.get_search_space(args.space), input_shape=data.input_shape,
-        num_classes=data.num_classes, seed=profile.seed, batch_size=budget.batch_size)
+        tuning.get_search_space(args.space), input_shape=tuning.STL10_INPUT_SHAPE,
+        num_classes=len(SHARED_CLASSES), seed=profile.seed, batch_size=budget.batch_size)
     settings = dict(directory=args.tuning_dir, project_name=args.project,
                     max_trials=args.max_trials, seed=profile.seed, epochs_per_trial=args.epochs,
                     hyperband_max_epochs=budget.hyperband_max_epochs)
@@ -163,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
         if args.role == "chief":
             tuning.serve_as_chief(tuner, expected_workers=args.workers)
         else:  # a worker: run trials until the chief says stop; the chief keeps the results
-            tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
+            tuner.search(data().x_train, data().y_train,
+                         validation_data=(data().x_val, data().y_val),
                          epochs=args.epochs, verbose=0,
                          callbacks=[tuning.tensorboard_callback(args.project)])
         return 0
@@ -185,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             tuner = tuning.make_tuner(args.tuner, hypermodel, overwrite=args.fresh, **settings)
         for warning in caught:
             print(f"warning: {warning.message}", file=sys.stderr)
-        summary = tuning.run_search(tuner, data, kind=args.tuner, epochs=args.epochs)
+        summary = tuning.run_search(tuner, data(), kind=args.tuner, epochs=args.epochs)
     if summary.trials_completed == 0:
         raise tuning.TuningError(f"no trial of the search in {summary.project_dir} completed; "
                                  "see the errors above, or start fresh with --fresh")
@@ -193,9 +215,10 @@ def run(args: argparse.Namespace) -> int:
     retrain_epochs = budget.retrain_epochs if args.retrain_epochs is None else args.retrain_epochs
     test_metrics: dict[str, float | None] = {"test_accuracy": None, "test_loss": None}
     if retrain_epochs:
-        model, _ = tuning.retrain_best(summary.best_hyperparameters, data, epochs=retrain_epochs,
-                                       batch_size=budget.batch_size, seed=profile.seed)
-        test_metrics = tuning.evaluate_on_test(model, data)
+        model, _ = tuning.retrain_best(summary.best_hyperparameters, data(),
+                                       epochs=retrain_epochs, batch_size=budget.batch_size,
+                                       seed=profile.seed)
+        test_metrics = tuning.evaluate_on_test(model, data())
     report = {
         "dataset": args.dataset, "tuner": args.tuner, "profile": profile.name,
         "data_source": profile.data_source, "search_space": args.space,
@@ -206,7 +229,8 @@ def run(args: argparse.Namespace) -> int:
         "seconds_per_trial": summary.seconds_per_trial, "total_epochs": summary.total_epochs,
         "search_seconds": summary.wall_seconds, **test_metrics,
         "wall_seconds": round(time.perf_counter() - started, 1),
-        "project_dir": summary.project_dir, "data_sizes": data.sizes(),
+        "project_dir": summary.project_dir, "images_per_class": budget.images_per_class,
+        "data_sizes": loaded[0].sizes() if loaded else None,
         "trials": summary.trials,
     }
     if distributed_run is not None:
