@@ -54,6 +54,7 @@ WRONG_ANSWERS = [
     ("01.param_count", 76, "one filter"),
     ("01.param_count", 32 * 32 * 3 * 16, "does not depend on the image size"),
     ("01.param_count", "1216", "whole number"),
+    ("01.param_count", 1215, "expected 1216, got 1215: kernel height"),
     ("02.pooled_shape", (16, 16, 8), "16 channels stay 16"),
     ("02.pooled_shape", (31, 31, 16), "check the stride"),
     ("02.pooled_shape", (16, 16), "give 3 numbers"),

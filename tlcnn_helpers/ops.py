@@ -311,6 +311,11 @@ def spatial_layers(model: Any) -> list[tuple[str, int, int]]:
     Reads ``kernel_size`` or ``pool_size`` and ``strides`` (square windows assumed); layers
     without them (activations, BatchNorm, Dropout, Dense...) do not change the field.
     Dilated convolutions are not handled: they raise.
+
+    >>> import keras
+    >>> spatial_layers(keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="c"),
+    ...                                  keras.layers.ReLU(), keras.layers.MaxPooling2D(name="p")]))
+    [('c', 3, 1), ('p', 2, 2)]
     """
     rows = []
     for layer in getattr(model, "layers", []):

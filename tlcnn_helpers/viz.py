@@ -64,7 +64,11 @@ def sample_image(name: str, size: int = 128, gray: bool = False) -> np.ndarray:
 
 
 def sample_images(size: int = 128, gray: bool = False) -> dict[str, np.ndarray]:
-    """All :data:`SAMPLE_IMAGES`, by name (see :func:`sample_image`)."""
+    """All :data:`SAMPLE_IMAGES`, by name (see :func:`sample_image`).
+
+    >>> list(sample_images(size=16))
+    ['cat', 'astronaut', 'coffee', 'camera']
+    """
     return {name: sample_image(name, size, gray) for name in SAMPLE_IMAGES}
 
 
@@ -125,7 +129,13 @@ def show_images(images: Sequence[np.ndarray], titles: Sequence[str] | None = Non
 
 
 def draw_kernel(ax, kernel: np.ndarray, title: str = "kernel") -> None:
-    """A small kernel as a cividis heat map with its numbers written in the cells."""
+    """A small kernel as a cividis heat map with its numbers written in the cells.
+
+    >>> fig, axes = plt.subplots()
+    >>> draw_kernel(axes, np.eye(3), "identity-ish"); plt.close(fig)
+    >>> len(axes.texts)
+    9
+    """
     kernel = np.asarray(kernel, dtype=float)
     limit = max(float(np.abs(kernel).max()), 1e-9)
     ax.imshow(kernel, cmap=KERNEL_CMAP, vmin=-limit, vmax=limit)
