@@ -19,6 +19,7 @@ Sample photographs come from the files that ship inside scikit-image's wheel
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Mapping, Sequence
 
@@ -49,18 +50,27 @@ def sample_image(name: str, size: int = 128, gray: bool = False) -> np.ndarray:
 
     >>> sample_image("cat", size=32, gray=True).shape
     (32, 48)
+    >>> scratch = sample_image("cat", size=32); scratch[:] = 0  # yours to change
+    >>> float(sample_image("cat", size=32).max()) > 0
+    True
     """
-    import skimage.data
-    from skimage.transform import resize
-
     if name not in SAMPLE_IMAGES:
         raise ModelInputError(f"unknown sample image {name!r}: use one of "
                               f"{', '.join(SAMPLE_IMAGES)}")
+    image = _resized_sample(name, int(size)).copy()  # a copy: callers may write into it
+    return to_grayscale(image) if gray else image
+
+
+@functools.lru_cache(maxsize=16)
+def _resized_sample(name: str, size: int) -> np.ndarray:
+    # Resizing a 512-pixel photo with anti-aliasing takes a moment; notebooks ask repeatedly.
+    import skimage.data
+    from skimage.transform import resize
+
     image = getattr(skimage.data, SAMPLE_IMAGES[name])()
     width = round(size * image.shape[1] / image.shape[0])
     image = resize(image.astype(np.float32) / 255.0, (size, width), anti_aliasing=True)
-    image = np.clip(image, 0.0, 1.0).astype(np.float32)
-    return to_grayscale(image) if gray else image
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
 def sample_images(size: int = 128, gray: bool = False) -> dict[str, np.ndarray]:
