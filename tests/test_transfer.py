@@ -194,6 +194,7 @@ def test_refit_trains_only_the_head():
     assert all(layer.trainable for layer in agnostic.layers)  # flags restored
 
 
+@pytest.mark.slow
 def test_fine_tune_freezes_then_unfreezes_and_keeps_batchnorm_statistics():
     model, _ = make_size_agnostic(trained_like(paper_cifar_cnn(filters=(4, 4, 8, 8),
                                                                dense_units=8)))
