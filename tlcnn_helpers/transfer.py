@@ -433,6 +433,8 @@ def _rebuild(model: Any, input_shape: tuple, replace: Callable[[Any], Any | None
             first = args[0][0] if isinstance(args[0], (list, tuple)) else args[0]
             return clone(op, tuple(first.shape[1:]))(*args, **kwargs)
 
+        # The graph walk keras.models.clone_model uses; walking it here gives each nested
+        # model the concrete shape it is called on (clone_model would keep its old input).
         outputs = model._run_through_graph([inputs], operation_fn=lambda op: op, call_fn=call)
         rebuilt = keras.Model(inputs, outputs, name=model.name)
     if not model.trainable:
@@ -952,7 +954,11 @@ def _reachable(host: str, timeout: float) -> bool:
 
 
 def keras_cache_dir() -> Path:
-    """Where ``keras.utils.get_file`` keeps downloads (``$KERAS_HOME/models`` or ``~/.keras``)."""
+    """Where ``keras.utils.get_file`` keeps downloads (``$KERAS_HOME/models`` or ``~/.keras/models``).
+
+    >>> keras_cache_dir().name
+    'models'
+    """
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return Path(home) / "models"
 

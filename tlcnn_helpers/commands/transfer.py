@@ -64,7 +64,10 @@ def _save_atomically(model, out: Path) -> None:
 def run_transfer(model_path: Path, out: Path, input_shape: tuple[int, ...] | None = None,
                  size_agnostic: bool = False, pooling: str = "avg",
                  overwrite: bool = False):
-    """Load, transfer, report, save; returns the :class:`~tlcnn_helpers.transfer.TransferReport`."""
+    """Load, transfer, report, save; returns the :class:`~tlcnn_helpers.transfer.TransferReport`.
+
+    >>> report = run_transfer(Path("model.keras"), Path("model96.keras"), (96, 96, 3))  # doctest: +SKIP
+    """
     from ..transfer import check_input_shape, make_size_agnostic, with_input_shape
 
     if out.suffix != ".keras":
