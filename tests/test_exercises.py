@@ -159,7 +159,10 @@ def test_a_new_exercise_plugs_in_and_names_are_unique():
         assert evaluate("98.answer", 41).message == "expected 42, got 41"
         assert exercises.exercises_of("98") == ["98.answer"]
         with pytest.raises(TLCNNError, match="registered twice"):
-            exercises.register("98.answer", "again", reference=lambda: 0)(_check)
+            exercises.register("98.answer", "again", reference=lambda: 0)(lambda answer: None)
+        # the same checker again (a module imported twice) replaces it quietly
+        exercises.register("98.answer", "Set answer to 42!", reference=lambda: 42)(_check)
+        assert EXERCISES["98.answer"].prompt == "Set answer to 42!"
     finally:
         EXERCISES.pop("98.answer")
 

@@ -172,6 +172,17 @@ def test_receptive_field_growth_of_a_keras_model():
     assert [r.jump for r in rows] == [1, 1, 2, 4]
 
 
+def test_receptive_field_walks_into_nested_models_and_stops_at_flatten():
+    block = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, name="inner_a"),
+                              keras.layers.Conv2D(4, 3, strides=2, name="inner_b")], name="block")
+    model = keras.Sequential([keras.Input((16, 16, 3)), block,
+                              keras.layers.AveragePooling2D(2, name="pool"),
+                              keras.layers.Flatten(), keras.layers.Dense(2),
+                              keras.layers.Reshape((1, 1, 2)), keras.layers.Conv2D(1, 1)])
+    assert ops.spatial_layers(model) == [("inner_a", 3, 1), ("inner_b", 3, 2), ("pool", 2, 2)]
+    assert ops.receptive_field_growth(model)[-1].size == 7  # 3, 5, then 5 + 1 * 2
+
+
 def test_receptive_field_is_what_the_network_actually_sees():
     """Pixels inside the field move the centre output; pixels just outside do not."""
     model = keras.Sequential([

@@ -309,18 +309,31 @@ def spatial_layers(model: Any) -> list[tuple[str, int, int]]:
     """``(name, kernel, stride)`` of a Keras model's conv and pooling layers, in order.
 
     Reads ``kernel_size`` or ``pool_size`` and ``strides`` (square windows assumed); layers
-    without them (activations, BatchNorm, Dropout, Dense...) do not change the field.
-    Dilated convolutions are not handled: they raise.
+    without them (activations, BatchNorm, Dropout...) do not change the field, and nested
+    models are walked through. It stops at the first global pooling, ``Flatten`` or
+    ``Dense`` layer, after which every output sees the whole image. Dilated convolutions
+    are not handled: they raise.
 
     >>> import keras
     >>> spatial_layers(keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="c"),
     ...                                  keras.layers.ReLU(), keras.layers.MaxPooling2D(name="p")]))
     [('c', 3, 1), ('p', 2, 2)]
     """
-    rows = []
+    rows: list[tuple[str, int, int]] = []
+    _collect_spatial_layers(model, rows)
+    return rows
+
+
+def _collect_spatial_layers(model: Any, rows: list[tuple[str, int, int]]) -> bool:
+    """Append ``model``'s conv and pooling layers to ``rows``; False once the map is gone."""
     for layer in getattr(model, "layers", []):
-        if layer.__class__.__name__.startswith("Global"):
-            break  # from here on every output sees the whole image
+        kind = layer.__class__.__name__
+        if kind.startswith("Global") or kind in ("Flatten", "Dense"):
+            return False  # from here on every output sees the whole image
+        if hasattr(layer, "layers"):
+            if not _collect_spatial_layers(layer, rows):
+                return False
+            continue
         window = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
         if window is None:
             continue
@@ -329,7 +342,7 @@ def spatial_layers(model: Any) -> list[tuple[str, int, int]]:
                                   "not handle dilation_rate > 1")
         strides = getattr(layer, "strides", None) or window
         rows.append((layer.name, int(window[0]), int(strides[0])))
-    return rows
+    return True
 
 
 def receptive_field_growth(model: Any) -> list[ReceptiveField]:
