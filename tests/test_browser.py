@@ -47,8 +47,8 @@ EXPLORER_CALL = "convolution_explorer("
 # Stable hooks of tlcnn_helpers.widgets.ConvolutionExplorer: its CSS classes and the
 # slider described "Stride".
 EXPLORER_CLASS = "tlcnn-conv-explorer"
-SERVER_START_SECONDS = 60
-CELLS_RUN_SECONDS = 150
+SERVER_START_SECONDS = 90
+CELLS_RUN_SECONDS = 240
 OUTPUT_CHANGE_SECONDS = 30
 # Warnings and tracebacks are both rendered as stderr; a traceback says so.
 STDERR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
@@ -235,7 +235,7 @@ def test_convolution_explorer_reacts_to_its_controls_in_jupyterlab(tmp_path):
     started = time.monotonic()
     # JupyterLab starts while Chromium launches.
     with jupyter_lab(root, tmp_path / "state", started_pids) as lab, chromium_page() as page:
-        page.set_default_timeout(60_000)
+        page.set_default_timeout(90_000)
         lab.wait_until_ready()
         print(f"{time.monotonic() - started:.1f} s: JupyterLab answers on {lab.base_url}")
         page.goto(f"{lab.base_url}/lab/tree/{NOTEBOOK.name}?token={lab.token}")
