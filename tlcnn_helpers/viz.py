@@ -82,9 +82,10 @@ def sample_images(size: int = 128, gray: bool = False) -> dict[str, np.ndarray]:
     return {name: sample_image(name, size, gray) for name in SAMPLE_IMAGES}
 
 
-def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
+def _figure(nrows: int, ncols: int, width: float, height: float,
+            layout: str | None = "constrained") -> tuple[Figure, np.ndarray]:
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False,
-                             layout="constrained")
+                             layout=layout)
     plt.close(fig)  # the caller returns it: shown once, never twice
     return fig, axes
 
@@ -205,13 +206,16 @@ def show_pair(before: np.ndarray, after: np.ndarray, titles: Sequence[str], *,
     >>> [ax.get_title() for ax in fig.axes[:2]]
     ['in', 'out']
     """
-    fig, axes = _figure(1, 2, 2 * size + 0.8, size + (0.3 if suptitle else 0))
+    # A fixed layout: explorers redraw this on every control change, and the constrained
+    # layout engine would double the drawing time.
+    fig, axes = _figure(1, 2, 2 * size + 0.8, size + (0.3 if suptitle else 0), layout=None)
+    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.14, top=0.84, wspace=0.25)
     for ax, image, title, cmap in zip(axes.flat, (before, after), titles, cmaps, strict=True):
         image = np.asarray(image)
         shown = ax.imshow(_display_range(image) if image.ndim == 3 else image,
                           cmap=cmap if image.ndim == 2 else None)
         _label_pixels(ax, title)
-    fig.colorbar(shown, ax=axes[0, 1], shrink=0.8)
+    fig.colorbar(shown, ax=axes[0, 1], fraction=0.046, pad=0.03)
     # same pixel scale: the output panel spans as many pixels as the input one
     height, width = np.asarray(before).shape[:2]
     axes[0, 1].set_xlim(-0.5, width - 0.5)
