@@ -264,3 +264,19 @@ def test_launch_distributed_gives_each_process_keras_tuner_variables_and_a_time_
                                   log_dir=tmp_path / "slow", timeout=1)
     with pytest.raises(tuning.TuningError, match="at least 1 worker"):
         tuning.launch_distributed(command, 0, log_dir=tmp_path)
+
+
+# ---------------------------------------------------------------------------- exercises
+def test_notebook_04_exercises_accept_the_reference_and_explain_typical_mistakes():
+    from tlcnn_helpers import tuning_exercises  # noqa: F401  (registers the exercises)
+    from tlcnn_helpers.exercises import evaluate, exercises_of, reference_solution
+
+    assert exercises_of("04") == ["04.grid_size", "04.log_uniform_sampler",
+                                  "04.random_trials_needed"]
+    for name in exercises_of("04"):
+        assert evaluate(name, reference_solution(name)).passed, name
+    assert "dropout" in evaluate("04.grid_size", 243).message
+    assert "overlap" in evaluate("04.random_trials_needed", 18).message
+    uniform = evaluate("04.log_uniform_sampler", lambda rng, low, high, n: rng.uniform(low, high, n))
+    assert uniform.status == "wrong" and "exponent" in uniform.message
+    assert evaluate("04.log_uniform_sampler", lambda rng, low, high, n: None).status == "todo"

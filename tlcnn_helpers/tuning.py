@@ -631,6 +631,11 @@ class SearchSummary:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def trial_seconds_total(self) -> float:
+        """Seconds the completed trials took, also when they were reloaded, not rerun."""
+        return round(sum(t.get("seconds") or 0.0 for t in self.trials), 1)
+
     def trials_by_tuner(self) -> dict[str, list[str]]:
         """Trial ids grouped by the tuner (process) that ran them."""
         grouped: dict[str, list[str]] = {}
@@ -754,19 +759,21 @@ def compare_tuners(data: SearchData, profile: Profile, *, kinds: Sequence[str] =
 def comparison_table(summaries: Mapping[str, SearchSummary]) -> str:
     """A plain-text table of the tuners compared: best score, trials, epochs, seconds.
 
-    >>> s = SearchSummary("random", "/t", {}, 0.5, 2, 1.5, 2, 3.0)
+    The seconds are those the trials took when they ran, so a reloaded search shows them too.
+
+    >>> s = SearchSummary("random", "/t", {}, 0.5, 2, 1.5, 2, 0.1,
+    ...                   [{"seconds": 1.25}, {"seconds": 1.75}])
     >>> print(comparison_table({"random": s}))
-    tuner        best val_accuracy  trials  epochs  s/trial  wall s
-    random                  0.5000       2       2      1.5     3.0
+    tuner        best val_accuracy  trials  epochs  s/trial  total s
+    random                  0.5000       2       2      1.5      3.0
     """
     lines = [f"{'tuner':<12} {'best ' + OBJECTIVE:>17} {'trials':>7} {'epochs':>7} "
-             f"{'s/trial':>8} {'wall s':>7}"]
+             f"{'s/trial':>8} {'total s':>8}"]
     for kind, s in summaries.items():
         score = "-" if s.best_score is None else f"{s.best_score:.4f}"
         per_trial = "-" if s.seconds_per_trial is None else f"{s.seconds_per_trial:.1f}"
-        wall = "-" if s.wall_seconds is None else f"{s.wall_seconds:.1f}"
         lines.append(f"{kind:<12} {score:>17} {s.trials_completed:>7} {s.total_epochs:>7} "
-                     f"{per_trial:>8} {wall:>7}")
+                     f"{per_trial:>8} {s.trial_seconds_total:>8.1f}")
     return "\n".join(lines)
 
 
