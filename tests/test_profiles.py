@@ -2,8 +2,8 @@
 
 import nbformat
 import pytest
-
 from course_notebooks import course_notebooks
+
 from tlcnn_helpers.errors import ProfileError, TLCNNError
 from tlcnn_helpers.profiles import PROFILES, get_profile, resolve_profile
 
