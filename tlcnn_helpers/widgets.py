@@ -23,6 +23,7 @@ from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
+from matplotlib.figure import Figure
 
 from .errors import ModelInputError, TLCNNError
 from .ops import CLASSIC_KERNELS, PADDINGS, conv2d, pool2d, to_grayscale
@@ -80,7 +81,7 @@ class _Explorer:
     def describe(self) -> str:
         raise NotImplementedError
 
-    def figure(self):
+    def figure(self) -> Figure:
         raise NotImplementedError
 
     def update(self) -> None:
@@ -173,7 +174,7 @@ class ConvolutionExplorer(_Explorer):
                 f"'{c['padding'].value}'; values {self.output.min():.2f} to "
                 f"{self.output.max():.2f}")
 
-    def figure(self):
+    def figure(self) -> Figure:
         c = self.controls
         return show_pair(self.image, self.output,
                          [f"input '{c['image'].value}' {self.image.shape}",
@@ -221,7 +222,7 @@ class PoolingExplorer(_Explorer):
                 f"{c['stride'].value}, padding '{c['padding'].value}'; {kept:.0%} of the "
                 "values remain")
 
-    def figure(self):
+    def figure(self) -> Figure:
         c = self.controls
         return show_pair(self.image, self.output,
                          [f"input '{c['image'].value}' {self.image.shape}",
