@@ -12,4 +12,10 @@ and ``cli`` (``python -m tlcnn_helpers``).
 '0.1.0'
 """
 
+import os as _os
+
+# TensorFlow's C++ start-up chatter (oneDNN notices, "no CUDA drivers") would fill every
+# notebook's set-up cell; set before TensorFlow is first imported, and only if unset.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 __version__ = "0.1.0"
