@@ -46,7 +46,7 @@ def test_paper_model_is_compiled_with_categorical_loss_and_accuracy():
 
 
 def test_models_rescale_pixels_inside_so_raw_uint8_and_float_inputs_agree():
-    model = fast_cifar_cnn(widths=(8, 16))
+    model = fast_cifar_cnn(widths=(8, 16), residual_stages=(2,))
     x = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
     np.testing.assert_allclose(model(x.astype("float32")), model(x), rtol=1e-6)
 
@@ -78,7 +78,7 @@ def test_one_hot_rows():
 
 
 def test_label_smoothing_reaches_the_loss():
-    model = compile_for_classification(fast_cifar_cnn(widths=(8, 16)), label_smoothing=0.2)
+    model = compile_for_classification(fast_cifar_cnn(widths=(8, 16), residual_stages=(2,)), label_smoothing=0.2)
     assert model.loss.label_smoothing == pytest.approx(0.2)
     assert issubclass(ModelInputError, TLCNNError)
 

@@ -23,7 +23,8 @@ PAPER_DENSE_UNITS = 512
 PAPER_DROPOUT = 0.5
 PAPER_LEARNING_RATE = 1e-3
 
-FAST_WIDTHS: tuple[int, ...] = (32, 64, 128)
+FAST_WIDTHS: tuple[int, ...] = (32, 64, 128, 256)
+FAST_RESIDUAL_STAGES: tuple[int, ...] = (3,)
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -105,37 +106,47 @@ def paper_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int =
 
 
 def fast_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 9, *,
-                   widths: Sequence[int] = FAST_WIDTHS, residual: bool = True,
+                   widths: Sequence[int] = FAST_WIDTHS,
+                   residual_stages: Sequence[int] = FAST_RESIDUAL_STAGES,
                    name: str = "fast_cifar_cnn"):
-    """The course's fast CIFAR model: a small ResNet-9-style network (uncompiled).
+    """The course's fast CIFAR model (uncompiled): cheap per image, quick to train.
 
-    Each stage is Conv(3x3) -> BatchNorm -> ReLU -> MaxPool, optionally followed by a
-    residual pair of Conv-BN-ReLU (``residual=True``); global max pooling replaces the big
-    Flatten + Dense head, so the model has far fewer weights and works at any image size.
-    BatchNorm before ReLU and no dense hidden layer are what made it fast and accurate in
-    ``benchmarks/cifar_recipes.py``. Compile it with :func:`compile_for_classification`
-    (the fast recipe in :mod:`tlcnn_helpers.training` does this with its schedule).
+    Like the paper's model it has one 3x3 convolution and one 2x2 max pooling per stage
+    with ``widths`` filters, but BatchNormalization comes *before* the ReLU (conv -> pool ->
+    BN -> ReLU; max pooling and ReLU commute, so pooling first keeps BatchNorm cheap), and
+    a global max pooling replaces Flatten + the 512-unit dense layer, so the model has
+    fewer weights and accepts any image size. ``residual_stages`` (1-based) adds a residual
+    pair of Conv-BN-ReLU after those stages' pooling (more accuracy per epoch, at a cost
+    per image). ``benchmarks/README.md`` has the measurements behind the defaults. Compile it
+    with :func:`compile_for_classification` (the fast recipe in :mod:`tlcnn_helpers.training`
+    does this with its schedule).
 
-    >>> fast_cifar_cnn(widths=(8, 16)).count_params() > 0
+    >>> fast_cifar_cnn(widths=(8, 16), residual_stages=(2,)).count_params() > 0
     True
     """
     import keras
     from keras import layers
 
     _check_shape(input_shape, len(widths))
+    for stage in residual_stages:
+        if not 1 <= stage <= len(widths):
+            from .errors import ModelInputError
 
-    def conv_bn(x, width: int, label: str):
+            raise ModelInputError(f"residual_stages={tuple(residual_stages)}: stages are 1.."
+                                  f"{len(widths)} for widths={tuple(widths)}")
+
+    def conv_bn(x, width: int, label: str, pool: bool = False):
         x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{label}_conv")(x)
+        if pool:  # pooling first: BatchNorm then works on a map 4 times smaller
+            x = layers.MaxPooling2D(2, name=f"{label}_pool")(x)
         x = layers.BatchNormalization(momentum=0.9, name=f"{label}_bn")(x)
         return layers.Activation("relu", name=f"{label}_relu")(x)
 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    x = conv_bn(x, max(16, widths[0] // 2), "stem")
     for i, width in enumerate(widths, start=1):
-        x = conv_bn(x, width, f"stage{i}")
-        x = layers.MaxPooling2D(2, name=f"stage{i}_pool")(x)
-        if residual and i != 2:
+        x = conv_bn(x, width, f"stage{i}", pool=True)
+        if i in residual_stages:
             shortcut = x
             x = conv_bn(x, width, f"stage{i}_res1")
             x = conv_bn(x, width, f"stage{i}_res2")
