@@ -15,8 +15,14 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import time
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def variants():
@@ -25,8 +31,10 @@ def variants():
         "numpy_fit": dict(pipeline=False, jit_compile="auto", policy="float32", spe=1),
         "numpy_fit_no_xla": dict(pipeline=False, jit_compile=False, policy="float32", spe=1),
         "pipeline": dict(pipeline=True, jit_compile="auto", policy="float32", spe=1),
-        "pipeline_spe8": dict(pipeline=True, jit_compile="auto", policy="float32", spe=8),
+        "numpy_fit_bf16": dict(pipeline=False, jit_compile="auto", policy="mixed_bfloat16", spe=1),
         "pipeline_bf16": dict(pipeline=True, jit_compile="auto", policy="mixed_bfloat16", spe=1),
+        "pipeline_bf16_spe8": dict(pipeline=True, jit_compile="auto", policy="mixed_bfloat16",
+                                   spe=8),
     }
 
 
@@ -42,14 +50,15 @@ def run_variant(name, opts, x, y, batch_size, epochs, seed):
     keras.mixed_precision.set_global_policy("float32")
     compile_for_classification(model, jit_compile=opts["jit_compile"])
     model.steps_per_execution = opts["spe"]
-    times = []
+    times, cpu_times = [], []
 
     class Clock(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            self.t = time.perf_counter()
+            self.t, self.c = time.perf_counter(), cpu_seconds()
 
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.t)
+            cpu_times.append(cpu_seconds() - self.c)
 
     if opts["pipeline"]:
         ds = make_dataset(x, y, num_classes=9, batch_size=batch_size, training=True, seed=seed)
@@ -60,9 +69,11 @@ def run_variant(name, opts, x, y, batch_size, epochs, seed):
         model.fit(x_float, one_hot(y, 9), batch_size=batch_size, epochs=epochs, verbose=0,
                   callbacks=[Clock()])
     steady = times[1:] or times
+    steady_cpu = cpu_times[1:] or cpu_times
     return {"first_epoch_s": round(times[0], 2),
             "steady_epoch_s": round(statistics.median(steady), 2),
-            "images_per_second": round(len(x) / statistics.median(steady), 1)}
+            "images_per_second": round(len(x) / statistics.median(steady), 1),
+            "cpu_ms_per_image": round(1000 * statistics.median(steady_cpu) / len(x), 3)}
 
 
 def main() -> None:
@@ -96,9 +107,12 @@ def main() -> None:
     for name, rows in results.items():
         ips = statistics.median(r["images_per_second"] for r in rows)
         first = statistics.median(r["first_epoch_s"] for r in rows)
+        cpu_ms = statistics.median(r["cpu_ms_per_image"] for r in rows)
         speedup = f"{ips / base:.2f}x" if base else "-"
-        summary[name] = {"images_per_second": ips, "first_epoch_s": first, "vs_numpy_fit": speedup}
-        print(f"{name:18s} {ips:8.0f} images/s  first epoch {first:6.1f} s  {speedup}")
+        summary[name] = {"images_per_second": ips, "first_epoch_s": first,
+                         "cpu_ms_per_image": cpu_ms, "vs_numpy_fit": speedup}
+        print(f"{name:18s} {ips:8.0f} images/s  {cpu_ms:.3f} CPU ms/image  "
+              f"first epoch {first:6.1f} s  {speedup}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"args": vars(args), "runs": results, "summary": summary}, fh, indent=2)
