@@ -26,7 +26,7 @@ from tlcnn_helpers.training import (
     training_report,
 )
 
-TINY_FAST = {"widths": (8, 16)}
+TINY_FAST = {"widths": (8, 16), "residual_stages": (2,)}
 
 
 def tiny_data(count=60, size=32, classes=3, seed=0):
@@ -41,8 +41,10 @@ def test_recipes_follow_the_profile():
     smoke = get_profile("smoke")
     paper = get_recipe("paper", smoke)
     assert (paper.epochs, paper.batch_size, paper.learning_rate) == (
-        smoke.cifar.paper_epochs, smoke.cifar.batch_size, 1e-3)
+        smoke.cifar.paper_epochs, smoke.cifar.paper_batch_size, 1e-3)
     assert paper.schedule == "constant" and paper.augment == "none"
+    assert get_recipe("paper", get_profile("teach")).batch_size == 64  # the paper's batch
+    assert get_recipe("fast", get_profile("teach")).batch_size == get_profile("teach").cifar.batch_size
     fast = get_recipe("fast", smoke, epochs=5)
     assert fast.epochs == 5 and fast.schedule == "warmup_cosine" and fast.label_smoothing > 0
     with pytest.raises(TLCNNError, match="recipe 'slow'"):

@@ -37,12 +37,18 @@ class DataBudget:
 
 @dataclass(frozen=True)
 class CifarBudget:
-    """Notebook 03: training the CIFAR-10 model."""
+    """Notebook 03: training the CIFAR-10 model.
+
+    ``batch_size`` is the fast recipe's; the paper's recipe keeps the paper's batch of
+    ``paper_batch_size``. ``time_budget_seconds`` caps each training run (a safety net:
+    the epochs are chosen to fit within it on 2 CPU cores); ``None`` never cuts a run.
+    """
 
     paper_epochs: int
     fast_epochs: int
     batch_size: int = 64
     time_budget_seconds: float | None = None
+    paper_batch_size: int = 64
 
 
 @dataclass(frozen=True)

@@ -160,8 +160,9 @@ def get_recipe(name: str, profile: Any = None, **overrides: Any) -> Recipe:
     settings: dict[str, Any] = {}
     if profile is not None:
         budget = profile.cifar
-        settings = {"epochs": budget.paper_epochs if name == "paper" else budget.fast_epochs,
-                    "batch_size": budget.batch_size}
+        paper = name == "paper"
+        settings = {"epochs": budget.paper_epochs if paper else budget.fast_epochs,
+                    "batch_size": budget.paper_batch_size if paper else budget.batch_size}
     settings.update(overrides)
     if name == "paper":
         base = paper_recipe(settings.pop("epochs", 30), settings.pop("batch_size", 64))
