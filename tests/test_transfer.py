@@ -28,6 +28,11 @@ from tlcnn_helpers.transfer import (
 RNG = np.random.default_rng(0)
 
 
+def run(model, x):
+    """Predictions without model.predict's tracing (eager: much less CPU for a few images)."""
+    return np.asarray(model(np.asarray(x, "float32"), training=False))
+
+
 def images(n: int, size: int, channels: int = 3) -> np.ndarray:
     return RNG.integers(0, 256, (n, size, size, channels)).astype("float32")
 
@@ -85,7 +90,7 @@ def test_paper_model_moves_to_96_with_everything_but_the_flatten_dense():
     assert report.copied == ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "conv4", "bn4",
                              "classes"]
     assert_copied_exactly(old, new, report.copied)
-    assert new.predict(images(2, 96), verbose=0).shape == (2, 9)
+    assert run(new, images(2, 96)).shape == (2, 9)
 
 
 def test_same_size_copy_of_a_functional_model_gives_identical_predictions():
@@ -93,9 +98,9 @@ def test_same_size_copy_of_a_functional_model_gives_identical_predictions():
     copy, report = with_input_shape(old, (32, 32, 3))
     assert not report.reinitialised and report.copied_fraction == 1.0
     x = images(4, 32)
-    np.testing.assert_array_equal(old.predict(x, verbose=0), copy.predict(x, verbose=0))
+    np.testing.assert_array_equal(run(old, x), run(copy, x))
     bigger, _ = with_input_shape(old, (72, 56, 3))  # residual adds stay aligned off-square
-    assert bigger.predict(images(1, 72)[:, :, :56], verbose=0).shape == (1, 9)
+    assert run(bigger, images(1, 72)[:, :, :56]).shape == (1, 9)
 
 
 def test_nested_model_vgg16_base_inside_sequential():
@@ -128,7 +133,7 @@ def test_keras_applications_resnet50_and_mobilenetv2():
     agnostic, report = make_size_agnostic(mobile)  # no Flatten: nothing to replace
     assert not report.replaced and agnostic.input_shape == (None, None, None, 3)
     x = images(2, 96)
-    np.testing.assert_allclose(mobile.predict(x, verbose=0), agnostic.predict(x, verbose=0),
+    np.testing.assert_allclose(run(mobile, x), run(agnostic, x),
                                atol=1e-6)
 
 
@@ -167,7 +172,7 @@ def test_size_agnostic_paper_model_runs_on_any_size_and_folds_the_head():
                           old.get_layer("hidden").bias.numpy())
     assert_copied_exactly(old, agnostic, ["conv1", "bn4", "classes"])
     for size in (16, 32, 96, 50):
-        assert agnostic.predict(images(1, size), verbose=0).shape == (1, 9)
+        assert run(agnostic, images(1, size)).shape == (1, 9)
     max_pooled, _ = make_size_agnostic(old, pooling="max")
     assert isinstance(max_pooled.get_layer("global_max_pool"), keras.layers.GlobalMaxPooling2D)
 
@@ -179,7 +184,7 @@ def test_head_kept_when_the_map_was_one_pixel():
     agnostic, report = make_size_agnostic(old)
     assert "head" in report.copied and not report.folded
     x = images(3, 8)
-    np.testing.assert_allclose(old.predict(x, verbose=0), agnostic.predict(x, verbose=0),
+    np.testing.assert_allclose(run(old, x), run(agnostic, x),
                                rtol=1e-5)
 
 
@@ -215,7 +220,7 @@ def test_recalibration_sets_exact_statistics_of_the_new_images():
     x = images(20, 64)
     result = recalibrate_batchnorm(model, x, batch_size=8)
     assert result.layers == ("bn1", "bn2", "bn3", "bn4") and result.images == 20
-    features = keras.Model(model.inputs, model.get_layer("pool1").output).predict(x, verbose=0)
+    features = run(keras.Model(model.inputs, model.get_layer("pool1").output), x)
     bn1 = model.get_layer("bn1")
     np.testing.assert_allclose(bn1.moving_mean.numpy(), features.mean(axis=(0, 1, 2)),
                                rtol=1e-4, atol=1e-5)
@@ -225,7 +230,7 @@ def test_recalibration_sets_exact_statistics_of_the_new_images():
     assert_copied_exactly(old, model, ["conv1", "conv4", "classes"])
     assert np.array_equal(model.get_layer("bn1").gamma.numpy(), old.get_layer("bn1").gamma.numpy())
     # In inference the layer now uses the new statistics.
-    out = keras.Model(model.inputs, model.get_layer("bn1").output).predict(x, verbose=0)
+    out = run(keras.Model(model.inputs, model.get_layer("bn1").output), x)
     assert abs(float(out.mean())) < 0.05 + abs(float(bn1.beta.numpy().mean()))
 
 
@@ -243,7 +248,7 @@ def test_resize_baseline_shares_weights_and_resizes():
     wrapped = with_resizing(model, (96, 96, 3))
     x = images(2, 96)
     resized = keras.layers.Resizing(32, 32, antialias=True)(x)
-    np.testing.assert_allclose(wrapped.predict(x, verbose=0), model.predict(resized, verbose=0),
+    np.testing.assert_allclose(run(wrapped, x), run(model, resized),
                                rtol=1e-5, atol=1e-6)
     assert wrapped.get_layer(model.name) is model
 

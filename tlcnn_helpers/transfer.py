@@ -618,8 +618,10 @@ def _loss_for(model: Any) -> Any:
 def _compile(model: Any, learning_rate: float) -> None:
     import keras
 
+    # No XLA: compiling costs more than it saves on the few epochs these helpers run.
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=_loss_for(model),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  jit_compile=False)
 
 
 def _head_start(model: Any) -> int:
