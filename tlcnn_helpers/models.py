@@ -108,7 +108,7 @@ def paper_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int =
 def fast_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 9, *,
                    widths: Sequence[int] = FAST_WIDTHS,
                    residual_stages: Sequence[int] = FAST_RESIDUAL_STAGES,
-                   name: str = "fast_cifar_cnn"):
+                   pool_before_norm: bool = True, name: str = "fast_cifar_cnn"):
     """The course's fast CIFAR model (uncompiled): cheap per image, quick to train.
 
     Like the paper's model it has one 3x3 convolution and one 2x2 max pooling per stage
@@ -117,7 +117,8 @@ def fast_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 
     a global max pooling replaces Flatten + the 512-unit dense layer, so the model has
     fewer weights and accepts any image size. ``residual_stages`` (1-based) adds a residual
     pair of Conv-BN-ReLU after those stages' pooling (more accuracy per epoch, at a cost
-    per image). ``benchmarks/README.md`` has the measurements behind the defaults. Compile it
+    per image). ``pool_before_norm=False`` gives the usual conv -> BN -> ReLU -> pool order
+    (the same function, more work), kept to measure the difference. ``benchmarks/README.md`` has the measurements behind the defaults. Compile it
     with :func:`compile_for_classification` (the fast recipe in :mod:`tlcnn_helpers.training`
     does this with its schedule).
 
@@ -137,10 +138,13 @@ def fast_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 
 
     def conv_bn(x, width: int, label: str, pool: bool = False):
         x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{label}_conv")(x)
-        if pool:  # pooling first: BatchNorm then works on a map 4 times smaller
+        if pool and pool_before_norm:  # BatchNorm then works on a map 4 times smaller
             x = layers.MaxPooling2D(2, name=f"{label}_pool")(x)
         x = layers.BatchNormalization(momentum=0.9, name=f"{label}_bn")(x)
-        return layers.Activation("relu", name=f"{label}_relu")(x)
+        x = layers.Activation("relu", name=f"{label}_relu")(x)
+        if pool and not pool_before_norm:
+            x = layers.MaxPooling2D(2, name=f"{label}_pool")(x)
+        return x
 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
