@@ -220,7 +220,7 @@ def test_recalibration_sets_exact_statistics_of_the_new_images():
     x = images(20, 64)
     result = recalibrate_batchnorm(model, x, batch_size=8)
     assert result.layers == ("bn1", "bn2", "bn3", "bn4") and result.images == 20
-    features = run(keras.Model(model.inputs, model.get_layer("pool1").output), x)
+    features = run(keras.Model(model.inputs[0], model.get_layer("pool1").output), x)
     bn1 = model.get_layer("bn1")
     np.testing.assert_allclose(bn1.moving_mean.numpy(), features.mean(axis=(0, 1, 2)),
                                rtol=1e-4, atol=1e-5)
@@ -230,7 +230,7 @@ def test_recalibration_sets_exact_statistics_of_the_new_images():
     assert_copied_exactly(old, model, ["conv1", "conv4", "classes"])
     assert np.array_equal(model.get_layer("bn1").gamma.numpy(), old.get_layer("bn1").gamma.numpy())
     # In inference the layer now uses the new statistics.
-    out = run(keras.Model(model.inputs, model.get_layer("bn1").output), x)
+    out = run(keras.Model(model.inputs[0], model.get_layer("bn1").output), x)
     assert abs(float(out.mean())) < 0.05 + abs(float(bn1.beta.numpy().mean()))
 
 
@@ -407,3 +407,16 @@ def test_exercise_reference_fold_matches_the_helper():
     kernel = RNG.normal(size=(2 * 3 * 4, 5))
     np.testing.assert_array_equal(reference_solution("05.fold_kernel")(kernel, 2, 3, 4),
                                   fold_flatten_kernel(kernel, (2, 3, 4)))
+
+
+def test_failed_attempt_leaves_the_model_usable():
+    """Notebook 05's attempt (b) calls the layers on a 96x96 input; the helpers still work."""
+    old = paper_cifar_cnn(filters=(4, 4, 8, 8), dense_units=8)
+    x = keras.Input((96, 96, 3))
+    with pytest.raises(ValueError, match="hidden"):
+        for layer in old.layers[1:]:
+            x = layer(x)
+    agnostic, report = make_size_agnostic(old)
+    assert report.folded == ["hidden"] and "Flatten of 2x2x8" in report.replaced[0]
+    moved, report = with_input_shape(old, (64, 64, 3))
+    assert report.reinitialised == ["hidden"] and moved.output_shape == (None, 9)

@@ -243,18 +243,23 @@ class _ShapeFailure(Exception):
         self.layer, self.kind, self.input_shapes, self.cause = layer, kind, input_shapes, cause
 
 
-def _trace(model: Any, x: Any, prefix: str = "") -> Any:
-    """Propagate a symbolic batch through the model's graph without building anything."""
+def _trace(model: Any, x: Any, prefix: str = "", inputs_seen: dict | None = None) -> Any:
+    """Propagate a symbolic batch through the model's graph without building anything.
+
+    ``inputs_seen`` (if given) collects each layer's input shapes by ``id(layer)``.
+    """
     from keras import KerasTensor
 
     def step(op: Any, *args: Any, **kwargs: Any) -> Any:
         path = f"{prefix}{getattr(op, 'name', type(op).__name__)}"
         if _is_model(op):
-            return _trace(op, args[0], prefix=f"{path}/")
+            return _trace(op, args[0], prefix=f"{path}/", inputs_seen=inputs_seen)
         shapes = [tuple(t.shape) for t in args if isinstance(t, KerasTensor)]
         for item in args:  # merge layers (Add, Concatenate) take a list
             if isinstance(item, (list, tuple)):
                 shapes += [tuple(t.shape) for t in item if isinstance(t, KerasTensor)]
+        if inputs_seen is not None:
+            inputs_seen[id(op)] = shapes
         try:
             out = op.compute_output_spec(*args, **kwargs)
         except Exception as err:  # Keras raises ValueError (sizes) or TypeError (odd ops)
@@ -553,10 +558,15 @@ def make_size_agnostic(model: Any, pooling: str = "avg", *,
     if pooling not in POOLINGS:
         raise ModelInputError(f"pooling={pooling!r}: use 'avg' (global average) or 'max'")
     old = image_input_shape(model)
+    # The shapes inside the model's own graph (a layer called elsewhere too has other inputs).
+    from keras import KerasTensor
+
+    seen: dict[int, list] = {}
+    _trace(model, KerasTensor((None, *old), dtype=model.inputs[0].dtype), inputs_seen=seen)
     flatten_shapes: dict[int, tuple] = {}
     for _, layer in _walk_layers(model):
         if isinstance(layer, layers.Flatten):
-            in_shape = tuple(layer.input.shape)
+            in_shape = seen[id(layer)][0] if seen.get(id(layer)) else tuple(layer.input.shape)
             if len(in_shape) != 4:
                 raise ModelInputError(f"layer {layer.name!r} flattens a {in_shape} tensor, not "
                                       f"an image feature map: cannot replace it by pooling")
