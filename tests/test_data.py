@@ -97,7 +97,9 @@ class ArchiveServer:
 
 
 @pytest.fixture
-def server():
+def server(monkeypatch):
+    """A loopback archive server; downloads are allowed while it runs (conftest sets offline)."""
+    monkeypatch.delenv("TLCNN_OFFLINE", raising=False)
     srv = ArchiveServer()
     yield srv
     srv.close()
@@ -327,6 +329,7 @@ def test_download_hash_check_and_extract_then_cache(cifar_source, tmp_path, serv
 
 
 def test_archive_already_in_folder_is_checked_and_used_offline(cifar_source, tmp_path):
+    assert os.environ["TLCNN_OFFLINE"] == "1"  # set by conftest: no download may be tried
     body = archive_bytes(cifar_source / "cifar-10-batches-py")
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(body)
     (x, _), _ = load_cifar10(tmp_path, url=closed_port_url(), md5=md5(body))
@@ -361,7 +364,8 @@ def test_interrupted_download_leaves_nothing_taken_for_good(cifar_source, tmp_pa
     assert (tmp_path / "cifar-10-python.tar.gz").read_bytes() == body
 
 
-def test_no_data_and_no_network_says_where_and_how(tmp_path):
+def test_no_data_and_no_network_says_where_and_how(tmp_path, monkeypatch):
+    monkeypatch.delenv("TLCNN_OFFLINE", raising=False)
     url = closed_port_url()
     with pytest.raises(DatasetNotFoundError) as info:
         load_cifar10(tmp_path, url=url, md5="0" * 32)
@@ -450,3 +454,21 @@ def test_concurrent_synthetic_writers_all_see_a_complete_dataset(tmp_path):
     assert len(set(sums)) == 1
     leftovers = [p.name for p in (tmp_path / "synthetic").rglob(".*")]
     assert leftovers == [] and sums[0] == _load_synthetic_stl(str(tmp_path))
+
+
+def test_offline_mode_refuses_downloads_without_trying(tmp_path, server, monkeypatch):
+    monkeypatch.setenv("TLCNN_OFFLINE", "1")
+    server.files["/cifar-10-python.tar.gz"] = b"never fetched"
+    with pytest.raises(DatasetNotFoundError, match="TLCNN_OFFLINE is set"):
+        load_cifar10(tmp_path, url=server.url("/cifar-10-python.tar.gz"), md5="0" * 32)
+    assert server.requests == []
+
+
+def test_the_test_session_cannot_reach_beyond_loopback():
+    """conftest.py blocks non-loopback connections, so no test can touch the internet."""
+    import socket
+
+    with pytest.raises(OSError, match="loopback"):
+        socket.create_connection(("192.0.2.1", 80), timeout=1)
+    with pytest.raises(OSError):
+        socket.getaddrinfo("www.cs.toronto.edu", 443)

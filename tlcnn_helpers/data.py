@@ -51,7 +51,7 @@ from .errors import (
     DownloadError,
     UnsafeArchiveError,
 )
-from .paths import default_data_dir
+from .paths import OFFLINE_ENV_VAR, default_data_dir, offline_mode
 
 if TYPE_CHECKING:
     from .profiles import Profile
@@ -285,10 +285,16 @@ def fetch_archive(url: str, md5: str, data_dir: Path, *, dataset: str) -> Path:
     with the expected and actual hash. With no network, the error names the folder, the
     URL and the two ways on.
     """
-    import keras
-
     fname = PurePosixPath(url.split("?")[0]).name
     target = data_dir / fname
+    if offline_mode():
+        raise DatasetNotFoundError(
+            f"no {dataset} files in {data_dir}, and {OFFLINE_ENV_VAR} is set, so {url} was not "
+            f"downloaded. Either copy the official files (or archive {fname}) into {data_dir} "
+            f"(or set TLCNN_DATA_DIR to where they are), unset {OFFLINE_ENV_VAR} to download, or "
+            f"use PROFILE = \"smoke\" to run on synthetic data.")
+    import keras
+
     try:
         path = keras.utils.get_file(fname=fname, origin=url, file_hash=md5, hash_algorithm="md5",
                                     cache_dir=str(data_dir), cache_subdir="")

@@ -58,3 +58,19 @@ def trained_model_path(dataset: str, recipe: str, profile: str,
     '/m/cifar10_paper_smoke.keras'
     """
     return models_dir(environ) / f"{dataset}_{recipe}_{profile}.keras"
+
+
+OFFLINE_ENV_VAR = "TLCNN_OFFLINE"
+
+
+def offline_mode(environ: Mapping[str, str] | None = None) -> bool:
+    """True when ``TLCNN_OFFLINE`` is set (to anything but ``0``): never try the network.
+
+    Downloads of datasets and pretrained weights are then refused at once with a clear
+    message instead of being attempted; the test-suite runs this way.
+
+    >>> offline_mode(environ={"TLCNN_OFFLINE": "1"}), offline_mode(environ={})
+    (True, False)
+    """
+    env = os.environ if environ is None else environ
+    return env.get(OFFLINE_ENV_VAR, "0") not in ("", "0")
