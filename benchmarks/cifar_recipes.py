@@ -86,8 +86,8 @@ def main() -> None:
     cpu = CpuClock()
     result = train_recipe(recipe, (x, y), (x_test, y_test), num_classes=9, seed=0,
                           time_budget_seconds=args.time_budget, callbacks=[cpu])
-    for row, (cpu_seconds, load) in zip(result.history, cpu.rows, strict=False):
-        row["process_cpu_seconds"], row["load_average"] = cpu_seconds, load
+    for row, (cpu_used, load) in zip(result.history, cpu.rows, strict=False):
+        row["process_cpu_seconds"], row["load_average"] = cpu_used, load
     metrics = evaluate(result.model, x_test, y_test)
     reached = next((row for row in result.history if row["val_accuracy"] >= args.target), None)
     summary = {
