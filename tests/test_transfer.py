@@ -342,6 +342,7 @@ def test_errors_are_course_errors():
 # ---------------------------------------------------------------------------- applications
 def test_pretrained_falls_back_quickly_when_offline(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # nothing cached
+    monkeypatch.delenv("TLCNN_OFFLINE", raising=False)  # try the (loopback) host for real
     start = time.perf_counter()
     # A closed port on the loopback interface: refused at once, no traffic leaves the machine.
     base = pretrained_application("MobileNetV2", (96, 96, 3), alpha=0.35, host="127.0.0.1",
@@ -357,7 +358,8 @@ def test_pretrained_does_not_hang_when_the_host_never_answers(monkeypatch, tmp_p
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
 
     def hangs(*args, **kwargs):
-        time.sleep(60)
+        time.sleep(3)  # far beyond the timeout; then fail like a real timeout would
+        raise TimeoutError("timed out")
 
     monkeypatch.setattr(transfer.socket, "create_connection", hangs)
     start = time.perf_counter()
@@ -420,3 +422,15 @@ def test_failed_attempt_leaves_the_model_usable():
     assert report.folded == ["hidden"] and "Flatten of 2x2x8" in report.replaced[0]
     moved, report = with_input_shape(old, (64, 64, 3))
     assert report.reinitialised == ["hidden"] and moved.output_shape == (None, 9)
+
+
+def test_offline_mode_never_tries_the_weights_host(monkeypatch, tmp_path):
+    from tlcnn_helpers import transfer
+
+    monkeypatch.setenv("TLCNN_OFFLINE", "1")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty cache
+    tried = []
+    monkeypatch.setattr(transfer, "_reachable", lambda *args: tried.append(args) or True)
+    base = pretrained_application("MobileNetV2", (96, 96, 3), alpha=0.35, verbose=False)
+    assert tried == [] and base.weights is None
+    assert "TLCNN_OFFLINE is set" in base.message and "weights=None" in base.message

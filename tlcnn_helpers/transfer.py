@@ -45,6 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .errors import ModelInputError
+from .paths import OFFLINE_ENV_VAR, offline_mode
 
 POOLINGS = ("avg", "max")
 APPLICATIONS = ("VGG16", "ResNet50", "MobileNetV2")
@@ -984,6 +985,7 @@ def pretrained_application(name: str = "MobileNetV2", input_shape: Sequence[int]
     The weights come from Keras' cache (``~/.keras/models``) or a download. If neither works
     (offline, the host unreachable within ``timeout`` seconds, a failed download) the base
     is built with ``weights=None`` and the message says so: never a crash, never a long hang.
+    With ``TLCNN_OFFLINE`` set, only the cache is looked at: no connection is tried.
 
     >>> base = pretrained_application("MobileNetV2", (96, 96, 3), weights=None, alpha=0.35,
     ...                               verbose=False)
@@ -1007,7 +1009,11 @@ def pretrained_application(name: str = "MobileNetV2", input_shape: Sequence[int]
                               f"{name}: random weights (weights=None)")
     cached = (keras_cache_dir() / _weights_file(name, alpha, shape[0])).exists()
     message = ""
-    if cached or _reachable(host, timeout):
+    if not cached and offline_mode():
+        message = (f"{name}: the {weights} weights are not in {keras_cache_dir()} and "
+                   f"{OFFLINE_ENV_VAR} is set, so no download was tried")
+        result = None
+    elif cached or _reachable(host, timeout):
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(max(timeout, 30.0))  # a stalled download fails, not hangs
         try:
