@@ -192,3 +192,16 @@ def test_the_docstring_examples_hold():
     import doctest
 
     assert doctest.testmod(nbmod).failed == 0
+
+
+def test_smoke_profile_goes_offline_and_teach_comes_back():
+    from tlcnn_helpers.notebook import start_notebook
+
+    env = {}
+    start_notebook("smoke", "00_setup", environ=env, quiet=True, devices=["CPU"])
+    assert env["TLCNN_OFFLINE"] not in ("", "0")
+    start_notebook("teach", "00_setup", environ=env, quiet=True, devices=["CPU"])
+    assert "TLCNN_OFFLINE" not in env
+    env = {"TLCNN_OFFLINE": "1"}  # the student's own choice stays
+    start_notebook("teach", "00_setup", environ=env, quiet=True, devices=["CPU"])
+    assert env["TLCNN_OFFLINE"] == "1"

@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .paths import OFFLINE_ENV_VAR
 from .profiles import Profile, resolve_profile
 from .records import record_result
 
@@ -129,6 +130,22 @@ class NotebookSession:
                              wall_seconds=wall_seconds)
 
 
+_OFFLINE_SET_BY_SMOKE = "smoke profile"
+
+
+def _follow_profile_offline(profile: Profile, environ: Mapping[str, str]) -> None:
+    """A synthetic profile never needs the network: go offline for it, and back after it.
+
+    Only a value this function set is ever removed; one the student set stays.
+    """
+    if not isinstance(environ, MutableMapping):
+        return
+    if profile.is_synthetic:
+        environ.setdefault(OFFLINE_ENV_VAR, _OFFLINE_SET_BY_SMOKE)
+    elif environ.get(OFFLINE_ENV_VAR) == _OFFLINE_SET_BY_SMOKE:
+        del environ[OFFLINE_ENV_VAR]
+
+
 def start_notebook(profile: str, name: str, *, environ: Mapping[str, str] | None = None,
                    quiet: bool = False, devices: Sequence[Any] | None = None) -> NotebookSession:
     """Resolve the profile (``TLCNN_PROFILE`` wins), seed everything, pick the precision.
@@ -137,12 +154,14 @@ def start_notebook(profile: str, name: str, *, environ: Mapping[str, str] | None
     gives the same numbers. With a GPU (Colab's, for instance) Keras computes in mixed
     float16, which is about twice as fast there; on a CPU the global policy is left alone
     (float32 unless ``training`` chooses bfloat16). ``devices`` defaults to TensorFlow's
-    physical devices.
+    physical devices. A synthetic profile (``smoke``) sets ``TLCNN_OFFLINE``, so nothing in
+    it ever tries the network; choosing a real-data profile again lifts that.
 
     >>> start_notebook("smoke", "03_demo", environ={}, quiet=True, devices=["CPU"]).precision
     'float32'
     """
     chosen = resolve_profile(profile, environ)
+    _follow_profile_offline(chosen, os.environ if environ is None else environ)
     import keras
 
     keras.utils.set_random_seed(chosen.seed)
