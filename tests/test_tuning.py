@@ -57,6 +57,10 @@ def test_built_model_follows_the_papers_blocks_and_hyperparameters():
     assert kinds[2:5] == ["Conv2D", "MaxPooling2D", "BatchNormalization"]
     convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
     assert [c.filters for c in convs] == [4, 8, 16]
+    widest = tuning.build_stl10_model(learning_rate=0.01, optimizer="adam", filters=64,
+                                      neurons=8, conv_blocks=5, dense_layers=1)
+    assert [layer.filters for layer in widest.layers if hasattr(layer, "filters")] == \
+        [64, 128, 256, 256, 256]
     hidden = [layer for layer in model.layers if layer.name.startswith("hidden")]
     assert [d.units for d in hidden] == [12, 12]
     assert kinds.count("Dropout") == 2

@@ -55,6 +55,7 @@ TUNER_KINDS = ("random", "hyperband", "bayesian")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 OBJECTIVE = "val_accuracy"
 STL10_INPUT_SHAPE = (96, 96, 3)
+MAX_FILTERS = 256  # the widest block of the paper's CIFAR model
 FINGERPRINT_FILE = "tlcnn_search.json"
 TRIAL_INFO_FILE = "tlcnn_trial.json"
 TUNING_DIR_ENV_VAR = "TLCNN_TUNING_DIR"
@@ -126,8 +127,8 @@ def _write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 class SearchSpace:
     """The ranges of the paper's six hyperparameters (plus dropout).
 
-    ``filters`` is the width of the first conv block; each further block doubles it, as in
-    the paper's 32-64-128-256 CIFAR model.
+    ``filters`` is the width of the first conv block; each further block doubles it up to
+    256, as in the paper's 32-64-128-256 CIFAR model.
 
     >>> SearchSpace().optimizers
     ('adam', 'sgd', 'rmsprop')
@@ -200,7 +201,7 @@ def build_stl10_model(*, learning_rate: float, optimizer: str, filters: int, neu
     """A compiled paper-style CNN for the given hyperparameter values.
 
     Each conv block is Conv2D (3x3, ReLU) then MaxPooling2D then BatchNormalization, the
-    filters doubling from block to block; then Flatten, ``dense_layers`` ReLU layers of
+    filters doubling from block to block up to :data:`MAX_FILTERS`; then Flatten, ``dense_layers`` ReLU layers of
     ``neurons`` units with Dropout, and a softmax output trained with categorical
     cross-entropy, as in the paper. Extra keys (keras-tuner's ``tuner/epochs``...) are
     ignored so that ``build_stl10_model(**best.values)`` works.
@@ -215,8 +216,8 @@ def build_stl10_model(*, learning_rate: float, optimizer: str, filters: int, neu
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     for i in range(1, conv_blocks + 1):  # the blocks of models.paper_cifar_cnn
-        x = layers.Conv2D(filters * 2 ** (i - 1), 3, padding="same", activation="relu",
-                          name=f"conv{i}")(x)
+        width = min(filters * 2 ** (i - 1), MAX_FILTERS)
+        x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
         x = layers.BatchNormalization(name=f"bn{i}")(x)
     x = layers.Flatten(name="flatten")(x)
