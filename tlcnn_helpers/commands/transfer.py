@@ -105,7 +105,7 @@ def register(subparsers) -> None:
     """Add the ``transfer`` command."""
     parser = subparsers.add_parser(
         "transfer", help="rebuild a saved model for another input size, keeping its weights",
-        description=__doc__.split("\n\n")[1].replace("\n", " "))
+        description=__doc__.split("\n\n")[1].replace("\n", " ").replace("``", ""))
     parser.add_argument("--model", required=True, help="the trained model (.keras)")
     parser.add_argument("--input-shape", metavar="H,W,C",
                         help="the new input shape, e.g. 96,96,3 (with --size-agnostic: checked "
