@@ -157,3 +157,27 @@ def test_report_has_the_documented_keys_and_is_json(tmp_path):
             "recipe", "profile", "data_source", "history"} <= set(report)
     path = save_json(report, tmp_path / "sub" / "report.json")
     assert json.loads(path.read_text())["history"][0]["val_accuracy"] == 0.5
+
+
+@pytest.mark.slow
+def test_a_time_budget_squeezes_the_whole_cosine_schedule_into_it():
+    x, y = tiny_data(count=32)
+
+    class SlowBatches(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(0.05)
+
+    rates = []
+
+    class WatchRate(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    recipe = get_recipe("fast", epochs=500, batch_size=8, learning_rate=0.01, **TINY_FAST)
+    started = time.perf_counter()
+    result = train_recipe(recipe, (x, y), None, num_classes=3, seed=0, verbose=False,
+                          time_budget_seconds=3.0, callbacks=[SlowBatches(), WatchRate()])
+    assert time.perf_counter() - started < 3.0 + 2.5
+    assert result.stopped_by_time_budget and result.epochs < 500
+    assert max(rates) > 0.005  # it warmed up to near the peak ...
+    assert rates[-1] < 0.0005  # ... and decayed to about zero by the end of the budget

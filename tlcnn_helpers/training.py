@@ -333,6 +333,70 @@ class TimeBudget(_keras_callback_base()):
                       f"{epoch + 1}", flush=True)
 
 
+def warmup_cosine(progress: float, peak: float, warmup_fraction: float) -> float:
+    """The warm-up + cosine learning rate at ``progress`` (0 at the start, 1 at the end).
+
+    >>> [round(warmup_cosine(p, 1.0, 0.2), 3) for p in (0.0, 0.1, 0.2, 0.6, 1.0)]
+    [0.0, 0.5, 1.0, 0.5, 0.0]
+    """
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup_fraction:
+        return peak * progress / warmup_fraction
+    span = max(1.0 - warmup_fraction, 1e-9)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * (progress - warmup_fraction) / span))
+
+
+class WarmupCosineWithinBudget(_keras_callback_base()):
+    """Warm-up + cosine decay that ends at the last step *or* at the time budget, if sooner.
+
+    A step-based schedule cut short by a time budget stops while the learning rate is still
+    high, which wastes most of what the decay is for. Here progress is the larger of
+    ``step / total_steps`` and ``elapsed / budget_seconds``, so on a slow machine the whole
+    schedule is squeezed into the budget, and training stops (mid-epoch if need be) when the
+    budget is used up. The optimizer must have a plain float learning rate. Without a
+    budget the run is exactly the step-based schedule, hence reproducible.
+    """
+
+    def __init__(self, peak: float, total_steps: int, warmup_fraction: float,
+                 budget_seconds: float | None, verbose: bool = True):
+        super().__init__()
+        self.peak, self.total_steps = peak, max(1, total_steps)
+        self.warmup_fraction, self.budget_seconds = warmup_fraction, budget_seconds
+        self.verbose = verbose
+        self.stopped = False
+        self.progress = 0.0
+        self._start = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def _elapsed_fraction(self) -> float:
+        if not self.budget_seconds:
+            return 0.0
+        return (time.perf_counter() - self._start) / self.budget_seconds
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(keras_ops_value(self.model.optimizer.iterations))
+        self.progress = max(step / self.total_steps, self._elapsed_fraction())
+        self.model.optimizer.learning_rate.assign(
+            warmup_cosine(self.progress, self.peak, self.warmup_fraction))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.budget_seconds and not self.stopped and self._elapsed_fraction() >= 1.0:
+            self.stopped = True
+            self.model.stop_training = True
+            if self.verbose:
+                print(f"time budget of {self.budget_seconds:.0f} s used up: the learning rate "
+                      f"has decayed to zero, stopping here", flush=True)
+
+
+def keras_ops_value(variable) -> float:
+    """The current value of a Keras variable as a Python number."""
+    import keras
+
+    return float(keras.ops.convert_to_numpy(variable))
+
+
 # ---------------------------------------------------------------------------- fit / evaluate
 @dataclass
 class TrainingResult:
@@ -465,7 +529,10 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
 
     Seeds Python, NumPy and Keras with ``seed`` first, so the same call gives the same
     model. ``model`` replaces the recipe's freshly built model (it is re-compiled with the
-    recipe's optimizer); see :func:`fit` for ``backup_dir`` and ``time_budget_seconds``.
+    recipe's optimizer); see :func:`fit` for ``backup_dir``. ``time_budget_seconds`` stops
+    training in time; with the warm-up + cosine schedule the whole schedule is fitted into
+    the budget (:class:`WarmupCosineWithinBudget`), otherwise training stops after the last
+    epoch that fits (:class:`TimeBudget`).
     """
     import keras
 
@@ -474,12 +541,21 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
         raise ModelInputError("no training images: the training split is empty")
     keras.utils.set_random_seed(seed)
     steps_per_epoch = math.ceil(len(x) / recipe.batch_size)
+    budgeted = None
+    compiled_recipe = recipe
+    if time_budget_seconds and recipe.schedule == "warmup_cosine":
+        # The schedule is driven by a callback that fits it into the time budget.
+        budgeted = WarmupCosineWithinBudget(recipe.learning_rate, recipe.epochs * steps_per_epoch,
+                                            recipe.warmup_fraction, time_budget_seconds,
+                                            verbose=verbose)
+        compiled_recipe = replace(recipe, schedule="constant")
+        callbacks = [budgeted, *callbacks]
     if model is None:
-        model = build_model(recipe, x.shape[1:], num_classes, steps_per_epoch)
+        model = build_model(compiled_recipe, x.shape[1:], num_classes, steps_per_epoch)
     else:
         check_images_fit(model, x, "the training images")
         model_builders.compile_for_classification(
-            model, optimizer=make_optimizer(recipe, steps_per_epoch),
+            model, optimizer=make_optimizer(compiled_recipe, steps_per_epoch),
             label_smoothing=recipe.label_smoothing)
     train_ds = make_dataset(x, y, num_classes=num_classes, batch_size=recipe.batch_size,
                             training=True, seed=seed, augment=recipe.augment)
@@ -488,9 +564,12 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
         val_ds = make_dataset(*val, num_classes=num_classes, batch_size=256)
     if verbose:
         print(recipe.describe(), flush=True)
-    return fit(model, train_ds, val_ds, epochs=recipe.epochs, images_per_epoch=len(x),
-               time_budget_seconds=time_budget_seconds, backup_dir=backup_dir, verbose=verbose,
-               callbacks=callbacks)
+    result = fit(model, train_ds, val_ds, epochs=recipe.epochs, images_per_epoch=len(x),
+                 time_budget_seconds=None if budgeted else time_budget_seconds,
+                 backup_dir=backup_dir, verbose=verbose, callbacks=callbacks)
+    if budgeted is not None:
+        result.stopped_by_time_budget = budgeted.stopped
+    return result
 
 
 # ---------------------------------------------------------------------------- reports
