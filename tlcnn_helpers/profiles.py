@@ -126,8 +126,8 @@ PROFILES: dict[str, Profile] = {
         data_source="official",
         seed=42,
         data=DataBudget(cifar_train=None, cifar_test=None, stl_train=None, stl_test=None),
-        # Measured (benchmarks/README.md): ~25 s an epoch for each model on 2 cores; the fast
-        # recipe's schedule is squeezed into 180 s when the machine is slower.
+        # benchmarks/README.md: 40-47 CPU s an epoch for either model; the fast recipe's
+        # schedule is squeezed into the 180 s budget when the machine is slower.
         cifar=CifarBudget(paper_epochs=2, fast_epochs=8, batch_size=128,
                           time_budget_seconds=180),
         tuning=TuningBudget(max_trials=4, epochs_per_trial=2, retrain_epochs=5,
