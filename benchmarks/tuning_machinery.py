@@ -69,14 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         search_seconds = time.perf_counter() - started
         best = dict(summary.best_hyperparameters)
     trial_seconds = [t["seconds"] for t in summary.trials]
+    trial_cpu = [t["cpu_seconds"] for t in summary.trials]
     trial_rss = [t["rss_mb"] for t in summary.trials]
     print(f"search: {summary.trials_completed} trials in {search_seconds:.1f} s; "
           f"seconds per trial {trial_seconds}; RSS after each trial {trial_rss}", flush=True)
 
     # Plain training of the same model, as often as the search trained one.
-    plain_seconds, plain_rss = [], []
+    plain_seconds, plain_cpu, plain_rss = [], [], []
     for _ in range(args.plain_runs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), tuning._cpu_seconds()
         keras.backend.clear_session()
         keras.utils.set_random_seed(1)
         model = tuning.build_stl10_model(**best, input_shape=data.input_shape,
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
                   epochs=args.epochs, batch_size=32, verbose=0)
         plain_seconds.append(round(time.perf_counter() - started, 3))
+        plain_cpu.append(round(tuning._cpu_seconds() - cpu_started, 3))
         del model
         plain_rss.append(rss_mb())
     keras.backend.clear_session()
@@ -97,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         "trials": summary.trials_completed, "search_seconds": round(search_seconds, 1),
         "seconds_per_trial": trial_seconds, "median_seconds_per_trial": trial_median,
         "plain_training_seconds": plain_seconds, "median_plain_seconds": plain_median,
+        "cpu_seconds_per_trial": trial_cpu, "plain_training_cpu_seconds": plain_cpu,
+        "median_cpu_per_trial": statistics.median(trial_cpu),
+        "median_plain_cpu": statistics.median(plain_cpu),
+        "cpu_overhead_percent": round(100 * (statistics.median(trial_cpu)
+                                             - statistics.median(plain_cpu))
+                                      / statistics.median(plain_cpu), 1),
         "overhead_seconds_per_trial": round(trial_median - plain_median, 2),
         "overhead_percent": round(100 * (trial_median - plain_median) / plain_median, 1),
         "rss_mb_before_search": rss_before, "rss_mb_after_first_trial": trial_rss[0],
