@@ -249,9 +249,11 @@ class EpochClock(_keras_callback_base()):
     """
 
     def __init__(self, images_per_epoch: int, epochs: int, verbose: bool = True,
-                 history_file: str | os.PathLike | None = None):
+                 history_file: str | os.PathLike | None = None, batch_size: int | None = None):
         super().__init__()
         self.images_per_epoch = images_per_epoch
+        self.batch_size = batch_size  # with it, an epoch cut short counts only its batches
+        self._last_batch = -1
         self.epochs = epochs
         self.verbose = verbose
         self.history_file = Path(history_file) if history_file else None
@@ -276,6 +278,10 @@ class EpochClock(_keras_callback_base()):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
         self._train_end = 0.0
+        self._last_batch = -1
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_batch = batch
 
     def on_test_begin(self, logs=None):
         if self._epoch_start and not self._train_end:
@@ -286,6 +292,10 @@ class EpochClock(_keras_callback_base()):
         train_seconds = (self._train_end or now) - self._epoch_start
         row = {"epoch": epoch + 1}
         row.update({k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"})
+        images = self.images_per_epoch
+        if self.batch_size and self._last_batch >= 0:
+            images = min(images, (self._last_batch + 1) * self.batch_size)
+        row["images"] = images
         row["train_seconds"] = round(train_seconds, 3)
         row["elapsed_seconds"] = round(self.offset_seconds + now - self._fit_start, 3)
         self.rows.append(row)
@@ -294,7 +304,7 @@ class EpochClock(_keras_callback_base()):
         if self.verbose:
             shown = "  ".join(f"{k} {row[k]:.4f}" for k in
                               ("loss", "accuracy", "val_loss", "val_accuracy") if k in row)
-            rate = self.images_per_epoch / max(train_seconds, 1e-9)
+            rate = images / max(train_seconds, 1e-9)
             print(f"epoch {epoch + 1}/{self.epochs}  {shown}  "
                   f"{now - self._epoch_start:.1f} s ({rate:,.0f} images/s)", flush=True)
 
@@ -421,14 +431,16 @@ class TrainingResult:
 
 def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
         time_budget_seconds: float | None = None, backup_dir: str | os.PathLike | None = None,
-        verbose: bool = True, callbacks: Sequence[Any] = ()) -> TrainingResult:
+        verbose: bool = True, callbacks: Sequence[Any] = (),
+        batch_size: int | None = None) -> TrainingResult:
     """Train a compiled ``model`` with the course's callbacks and time it.
 
     ``backup_dir`` turns on Keras ``BackupAndRestore`` (in its subfolder ``tlcnn-backup``,
     removed when training completes): if the process dies, calling ``fit`` again with the
     same folder resumes after the last finished epoch, and the history keeps the epochs
     finished before the interruption. ``time_budget_seconds`` stops training early
-    (see :class:`TimeBudget`). ``images_per_epoch`` is used for the throughput figure.
+    (see :class:`TimeBudget`). ``images_per_epoch`` (and ``batch_size``, for an epoch cut
+    short) give the throughput figure.
 
     >>> import numpy as np
     >>> from tlcnn_helpers.models import paper_cifar_cnn
@@ -442,7 +454,7 @@ def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
     import keras
 
     backup = Path(backup_dir) / BACKUP_SUBFOLDER if backup_dir is not None else None
-    clock = EpochClock(images_per_epoch, epochs, verbose=verbose,
+    clock = EpochClock(images_per_epoch, epochs, verbose=verbose, batch_size=batch_size,
                        history_file=backup / "history.json" if backup else None)
     all_callbacks: list[Any] = [clock, *callbacks]
     budget = None
@@ -459,7 +471,7 @@ def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
               callbacks=all_callbacks)
     wall = time.perf_counter() - start
     train_seconds = sum(row["train_seconds"] for row in clock.rows)
-    images = images_per_epoch * len(clock.rows)
+    images = sum(row.get("images", images_per_epoch) for row in clock.rows)
     wall += clock.offset_seconds  # time spent before a resume
     return TrainingResult(
         model=model, history=clock.rows, train_seconds=round(train_seconds, 3),
@@ -566,7 +578,8 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
         print(recipe.describe(), flush=True)
     result = fit(model, train_ds, val_ds, epochs=recipe.epochs, images_per_epoch=len(x),
                  time_budget_seconds=None if budgeted else time_budget_seconds,
-                 backup_dir=backup_dir, verbose=verbose, callbacks=callbacks)
+                 backup_dir=backup_dir, verbose=verbose, callbacks=callbacks,
+                 batch_size=recipe.batch_size)
     if budgeted is not None:
         result.stopped_by_time_budget = budgeted.stopped
     return result
