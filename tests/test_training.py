@@ -13,6 +13,7 @@ from tlcnn_helpers.pipelines import make_dataset
 from tlcnn_helpers.profiles import get_profile
 from tlcnn_helpers.training import (
     TrainingResult,
+    WarmupCosineWithinBudget,
     check_images_fit,
     evaluate,
     fit,
@@ -162,22 +163,22 @@ def test_report_has_the_documented_keys_and_is_json(tmp_path):
 @pytest.mark.slow
 def test_a_time_budget_squeezes_the_whole_cosine_schedule_into_it():
     x, y = tiny_data(count=32)
-
-    class SlowBatches(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            time.sleep(0.05)
-
+    ds = make_dataset(x, y, num_classes=3, batch_size=8)
     rates = []
 
-    class WatchRate(keras.callbacks.Callback):
+    class SlowBatchesWatchingTheRate(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+            time.sleep(0.05)
 
-    recipe = get_recipe("fast", epochs=500, batch_size=8, learning_rate=0.01, **TINY_FAST)
-    result = train_recipe(recipe, (x, y), None, num_classes=3, seed=0, verbose=False,
-                          time_budget_seconds=3.0, callbacks=[SlowBatches(), WatchRate()])
-    assert result.wall_seconds < 3.0 + 2.0  # the budget, plus the last batch and epoch end
-    assert result.stopped_by_time_budget and result.epochs < 500
-    assert result.history[-1]["images"] <= 32  # a cut epoch counts only its batches
-    assert max(rates) > 0.005  # it warmed up to near the peak ...
+    model = paper_cifar_cnn(num_classes=3, dense_units=8, filters=(4, 4, 4, 4))
+    model.fit(ds, epochs=1, verbose=0, shuffle=False)  # trace first: the budget is for training
+    schedule = WarmupCosineWithinBudget(0.01, total_steps=500 * 4, warmup_fraction=0.2,
+                                        budget_seconds=2.0, verbose=False)
+    result = fit(model, ds, epochs=500, images_per_epoch=32, batch_size=8, verbose=False,
+                 callbacks=[schedule, SlowBatchesWatchingTheRate()])
+    assert schedule.stopped and result.epochs < 500
+    assert result.wall_seconds < 2.0 + 1.0  # the budget, plus the last batch and epoch end
+    assert max(rates) > 0.009  # it warmed up to the peak ...
     assert rates[-1] < 0.0005  # ... and decayed to about zero by the end of the budget
+    assert sum(row["images"] for row in result.history) == 8 * len(rates)
