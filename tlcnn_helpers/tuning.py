@@ -417,8 +417,9 @@ class _CourseTunerMixin:
         _write_json_atomic(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_INFO_FILE, info)
         super().on_trial_end(trial)
         # keras-tuner clears the session before building the next model; clearing here too
-        # frees the last trial's model and keeps memory flat between trials (it also runs
-        # the garbage collector, which costs about 0.3 s a call: no extra gc.collect()).
+        # frees the last trial's model at once (it also runs the garbage collector, about
+        # 0.3 s a call: no extra gc.collect()). TensorFlow still keeps about 18 MB of each
+        # trained model's traced step, a known leak: see benchmarks/README.md.
         keras.backend.clear_session()
 
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
