@@ -27,14 +27,15 @@ def write_notebook(folder: Path, name: str, body: str) -> Path:
 
 
 @pytest.mark.slow
-def test_course_runs_notebooks_prints_table_and_writes_report(tmp_path, capsys):
+def test_course_runs_notebooks_prints_table_and_writes_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --out, as `make course` gives, must still collect
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     write_notebook(notebooks, "01_good", "P_OK = PROFILE == 'smoke'\n"
                    + RECORDING_CELL.format(name="01_good"))
     write_notebook(notebooks, "02_bad", "raise RuntimeError('boom')")
+    runs = run_course("smoke", Path("build"), notebooks_dir=notebooks, timeout=60)
     out = tmp_path / "build"
-    runs = run_course("smoke", out, notebooks_dir=notebooks, timeout=60)
     printed = capsys.readouterr().out
     assert [r.notebook for r in runs] == ["01_good.ipynb", "02_bad.ipynb"]
     assert runs[0].ok and not runs[1].ok and "RuntimeError" in runs[1].status

@@ -65,7 +65,7 @@ def run_notebook(notebook: Path, out_dir: Path, profile: str, records_dir: Path,
 
     saved = {var: os.environ.get(var) for var in (PROFILE_ENV_VAR, RECORDS_DIR_ENV_VAR)}
     os.environ[PROFILE_ENV_VAR] = profile
-    os.environ[RECORDS_DIR_ENV_VAR] = str(records_dir)
+    os.environ[RECORDS_DIR_ENV_VAR] = str(Path(records_dir).resolve())
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -111,6 +111,7 @@ def run_course(profile: str, out_dir: Path, names: Sequence[str] | None = None,
 
     get_profile(profile)  # an unknown name fails before anything runs
     notebooks = find_notebooks(notebooks_dir or repo_root() / "notebooks", names)
+    out_dir = Path(out_dir).resolve()  # kernels run in notebooks/: relative paths would move
     out_dir.mkdir(parents=True, exist_ok=True)
     records_dir = out_dir / "records"
     if records_dir.exists():  # last run's records would mix with this run's
