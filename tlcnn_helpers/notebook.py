@@ -130,6 +130,42 @@ class NotebookSession:
                              wall_seconds=wall_seconds)
 
 
+def cell_order_hint(error: NameError) -> str:
+    """What to tell a student whose cell used a name that no cell has defined yet.
+
+    >>> hint = cell_order_hint(NameError("name 'model' is not defined", name="model"))
+    >>> hint.startswith("Hint: `model` is made by an earlier cell"), "Run All Above" in hint
+    (True, True)
+    """
+    name = getattr(error, "name", None) or str(error).split("'")[1 if "'" in str(error) else 0]
+    return (f"Hint: `{name}` is made by an earlier cell of this notebook that has not run in "
+            f"this kernel (cells ran out of order, or the kernel restarted). Run the cells above "
+            f"this one first, from the set-up cell down: Run > Run All Above Selected Cell. "
+            f"If no cell makes `{name}`, check its spelling.")
+
+
+def install_cell_order_hint(shell: Any = None) -> bool:
+    """Make a ``NameError`` in a notebook cell end with :func:`cell_order_hint`.
+
+    Returns False outside IPython (plain Python, tests), where there is nothing to hook.
+    """
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None or not hasattr(shell, "set_custom_exc"):
+        return False
+
+    def show_with_hint(shell, etype, value, tb, tb_offset=None):
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        print(cell_order_hint(value))
+
+    shell.set_custom_exc((NameError,), show_with_hint)
+    return True
+
+
 _OFFLINE_SET_BY_SMOKE = "smoke profile"
 
 
@@ -155,7 +191,8 @@ def start_notebook(profile: str, name: str, *, environ: Mapping[str, str] | None
     float16, which is about twice as fast there; on a CPU the global policy is left alone
     (float32 unless ``training`` chooses bfloat16). ``devices`` defaults to TensorFlow's
     physical devices. A synthetic profile (``smoke``) sets ``TLCNN_OFFLINE``, so nothing in
-    it ever tries the network; choosing a real-data profile again lifts that.
+    it ever tries the network; choosing a real-data profile again lifts that. From here on,
+    a cell that uses a name an earlier cell should have made says which cells to run first.
 
     >>> start_notebook("smoke", "03_demo", environ={}, quiet=True, devices=["CPU"]).precision
     'float32'
@@ -175,6 +212,7 @@ def start_notebook(profile: str, name: str, *, environ: Mapping[str, str] | None
         keras.mixed_precision.set_global_policy(GPU_POLICY)
     session = NotebookSession(name=name, profile=chosen, in_colab=in_colab(environ),
                               precision=precision, gpus=gpus)
+    install_cell_order_hint()
     if not quiet:
         where = "Colab" if session.in_colab else "local"
         print(f"{name}: profile {chosen.name!r} ({chosen.description}); "
