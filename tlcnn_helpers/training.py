@@ -191,7 +191,11 @@ def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int):
 
 
 def make_optimizer(recipe: Recipe, steps_per_epoch: int):
-    """The Keras optimizer of ``recipe`` with its learning-rate schedule."""
+    """The Keras optimizer of ``recipe`` with its learning-rate schedule.
+
+    >>> make_optimizer(fast_recipe(epochs=2), steps_per_epoch=10).__class__.__name__
+    'AdamW'
+    """
     import keras
 
     lr = learning_rate_schedule(recipe, steps_per_epoch)
@@ -210,6 +214,9 @@ def build_model(recipe: Recipe, input_shape: Sequence[int], num_classes: int,
     """Build and compile the model of ``recipe`` under its precision policy.
 
     The global dtype policy is restored afterwards, so other models are not affected.
+
+    >>> build_model(paper_recipe(1), (32, 32, 3), 9, steps_per_epoch=10).count_params()
+    919753
     """
     import keras
 
@@ -246,6 +253,10 @@ class EpochClock(_keras_callback_base()):
     ``elapsed_seconds`` counts from the start of ``fit`` (validation included); the
     training seconds exclude validation, so ``images_per_second`` measures training only.
     Prints one line per epoch when ``verbose``.
+
+    >>> clock = EpochClock(images_per_epoch=1000, epochs=3, batch_size=100)
+    >>> clock.rows, clock.resumed_after_epoch
+    ([], 0)
     """
 
     def __init__(self, images_per_epoch: int, epochs: int, verbose: bool = True,
@@ -314,6 +325,9 @@ class TimeBudget(_keras_callback_base()):
 
     The estimate is the slowest epoch so far, so the run ends within the budget unless a
     single epoch is longer than it (at least one epoch always runs).
+
+    >>> TimeBudget(120, verbose=False).stopped_at_epoch is None
+    True
     """
 
     def __init__(self, seconds: float, verbose: bool = True):
@@ -365,6 +379,11 @@ class WarmupCosineWithinBudget(_keras_callback_base()):
     schedule is squeezed into the budget, and training stops (mid-epoch if need be) when the
     budget is used up. The optimizer must have a plain float learning rate. Without a
     budget the run is exactly the step-based schedule, hence reproducible.
+
+    >>> schedule = WarmupCosineWithinBudget(0.004, total_steps=3000, warmup_fraction=0.15,
+    ...                                     budget_seconds=180)
+    >>> schedule.stopped, schedule.progress
+    (False, 0.0)
     """
 
     def __init__(self, peak: float, total_steps: int, warmup_fraction: float,
@@ -509,6 +528,10 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, *, num_classes: int | None = N
 
     The loss is plain categorical cross-entropy (no label smoothing), so recipes trained
     with and without smoothing are compared on the same scale.
+
+    >>> from tlcnn_helpers.models import paper_cifar_cnn
+    >>> sorted(evaluate(paper_cifar_cnn(), np.zeros((4, 32, 32, 3), "uint8"), np.arange(4)))
+    ['test_accuracy', 'test_loss']
     """
     import keras
 
@@ -522,7 +545,12 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, *, num_classes: int | None = N
 
 
 def predict(model, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (float32) for uint8 images, batched through tf.data."""
+    """Class probabilities (float32) for uint8 images, batched through tf.data.
+
+    >>> from tlcnn_helpers.models import paper_cifar_cnn
+    >>> predict(paper_cifar_cnn(), np.zeros((2, 32, 32, 3), "uint8")).shape
+    (2, 9)
+    """
     import tensorflow as tf
 
     check_images_fit(model, x)
@@ -617,7 +645,12 @@ def training_report(result: TrainingResult, metrics: dict[str, float], *, recipe
 
 
 def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``data`` as JSON atomically: a crash never leaves a half-written file."""
+    """Write ``data`` as JSON atomically: a crash never leaves a half-written file.
+
+    >>> import tempfile
+    >>> json.loads(save_json({"a": 1}, Path(tempfile.mkdtemp()) / "r.json").read_text())
+    {'a': 1}
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -633,7 +666,14 @@ def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def save_model(model, path: str | os.PathLike) -> Path:
-    """Save ``model`` as ``.keras`` atomically (a crash keeps the previous file intact)."""
+    """Save ``model`` as ``.keras`` atomically (a crash keeps the previous file intact).
+
+    >>> import tempfile
+    >>> from tlcnn_helpers.models import paper_cifar_cnn
+    >>> path = save_model(paper_cifar_cnn(compile=False), Path(tempfile.mkdtemp()) / "m.keras")
+    >>> load_model(path).count_params()
+    919753
+    """
     path = Path(path)
     if path.suffix != ".keras":
         raise TLCNNError(f"{path}: Keras 3 saves whole models as .keras files; use that suffix")
@@ -648,7 +688,13 @@ def save_model(model, path: str | os.PathLike) -> Path:
 
 
 def load_model(path: str | os.PathLike):
-    """Load a ``.keras`` model, with a clear error when the file is missing or not a model."""
+    """Load a ``.keras`` model, with a clear error when the file is missing or not a model.
+
+    >>> load_model("nowhere.keras")
+    Traceback (most recent call last):
+    ...
+    tlcnn_helpers.errors.ModelInputError: no model file at nowhere.keras: train one first ...
+    """
     import keras
 
     path = Path(path)
@@ -700,7 +746,11 @@ def most_confident_mistakes(probabilities: np.ndarray, y_true: np.ndarray, count
 
 def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *,
                           title: str = "Confusion matrix"):
-    """The confusion matrix as a heat map (cividis), each row normalised to shares."""
+    """The confusion matrix as a heat map (cividis), each row normalised to shares.
+
+    >>> plot_confusion_matrix(np.eye(2, dtype=int), ["a", "b"]).axes[0].get_ylabel()
+    'true class'
+    """
     import matplotlib.pyplot as plt
 
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
@@ -720,7 +770,11 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *,
 
 def plot_per_class_accuracy(accuracies: dict[str, Sequence[float]], class_names: Sequence[str],
                             *, title: str = "Accuracy per class"):
-    """Grouped bars: one group per class, one bar (hatched differently) per model."""
+    """Grouped bars: one group per class, one bar (hatched differently) per model.
+
+    >>> plot_per_class_accuracy({"m": [0.5, 1.0]}, ["a", "b"]).axes[0].get_xlabel()
+    'true class'
+    """
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
@@ -743,7 +797,13 @@ def plot_per_class_accuracy(accuracies: dict[str, Sequence[float]], class_names:
 
 def plot_learning_curves(results: dict[str, TrainingResult], *, metric: str = "val_accuracy",
                          against: str = "elapsed_seconds", title: str | None = None):
-    """One curve per run: ``metric`` per epoch against wall time (or ``against="epoch"``)."""
+    """One curve per run: ``metric`` per epoch against wall time (or ``against="epoch"``).
+
+    >>> run = TrainingResult(None, [{"epoch": 1, "val_accuracy": 0.5, "elapsed_seconds": 3.0}],
+    ...                      2.0, 3.0, 10.0)
+    >>> plot_learning_curves({"demo": run}).axes[0].get_xlabel()
+    'wall time (s)'
+    """
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
