@@ -74,3 +74,28 @@ def offline_mode(environ: Mapping[str, str] | None = None) -> bool:
     """
     env = os.environ if environ is None else environ
     return env.get(OFFLINE_ENV_VAR, "0") not in ("", "0")
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` so a reader sees the old file or the new one, never half.
+
+    The text goes to a temporary file in the same folder, which then replaces ``path``;
+    if anything fails on the way, the temporary file is removed and ``path`` is untouched.
+
+    >>> import tempfile
+    >>> write_text_atomic(Path(tempfile.mkdtemp()) / "a" / "x.txt", "hi").read_text()
+    'hi'
+    """
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

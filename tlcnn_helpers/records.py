@@ -19,12 +19,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .errors import TLCNNError
 from .paths import records_dir as default_records_dir
+from .paths import write_text_atomic
 
 RECORD_FIELDS = ("notebook", "experiment", "metric", "value", "paper_value", "profile",
                  "data_source", "wall_seconds")
@@ -100,8 +100,4 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 
 def _write_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(rows, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(rows, indent=1, sort_keys=True) + "\n")

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import CourseError
+from .paths import write_text_atomic
 from .records import RECORD_FIELDS, load_records
 
 REPORT_MD = "results.md"
@@ -263,13 +263,6 @@ def render_html(rows: list[dict[str, Any]], *, profile: str,
     return "\n".join(out) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_course_report(records_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                         profile: str,
                         notebook_timings: Mapping[str, float] | None = None) -> tuple[Path, Path]:
@@ -290,8 +283,8 @@ def write_course_report(records_dir: str | os.PathLike, out_dir: str | os.PathLi
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md_path, html_path = out / REPORT_MD, out / REPORT_HTML
-    _write_atomic(md_path, render_markdown(rows, profile=profile, notebook_timings=notebook_timings))
-    _write_atomic(html_path, render_html(rows, profile=profile, notebook_timings=notebook_timings))
+    write_text_atomic(md_path, render_markdown(rows, profile=profile, notebook_timings=notebook_timings))
+    write_text_atomic(html_path, render_html(rows, profile=profile, notebook_timings=notebook_timings))
     return md_path, html_path
 
 

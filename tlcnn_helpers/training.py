@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -34,6 +33,7 @@ import numpy as np
 
 from . import models as model_builders
 from .errors import ModelInputError, TLCNNError
+from .paths import write_text_atomic
 from .pipelines import make_dataset
 
 RECIPES = ("paper", "fast")
@@ -651,18 +651,7 @@ def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
     >>> json.loads(save_json({"a": 1}, Path(tempfile.mkdtemp()) / "r.json").read_text())
     {'a': 1}
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def save_model(model, path: str | os.PathLike) -> Path:
