@@ -8,7 +8,11 @@ Runs on synthetic STL-10 (96x96, the official binary format; no real STL-10 here
 memory comparable across trials, the searched space fixes the architecture (the smoke
 profile's mid-sized model) and varies only the learning rate, so a growing resident set
 would be a leak, not a bigger model. Plain training builds, fits and discards the same model
-the same number of times, clearing the Keras session in between like the tuner does.
+the same number of times, releasing its memory in between like the tuner does
+(``sessions.released_after_training``).
+
+``--keep-traced-steps`` turns that release off in both, which shows what TensorFlow keeps of
+every trained model when only ``keras.backend.clear_session()`` is called.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 import keras
 import psutil
 
-from tlcnn_helpers import tuning
+from tlcnn_helpers import sessions, tuning
 from tlcnn_helpers.profiles import get_profile
 
 FIXED_ARCHITECTURE = tuning.SearchSpace(optimizers=("adam",), filters=(8,), neurons=(32,),
@@ -45,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain-runs", type=int, default=4)
     parser.add_argument("--data-dir", default=None, help="default: a temporary folder")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    parser.add_argument("--keep-traced-steps", action="store_true",
+                        help="do not release each trained model's traced step (shows the leak)")
     args = parser.parse_args(argv)
+    if args.keep_traced_steps:
+        tuning.release_custom_gradients = lambda registered_before: 0
 
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="tlcnn-bench-data-")
     smoke = get_profile("smoke")
@@ -78,17 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     plain_seconds, plain_cpu, plain_rss = [], [], []
     for _ in range(args.plain_runs):
         started, cpu_started = time.perf_counter(), tuning._cpu_seconds()
-        keras.backend.clear_session()
+        registered = sessions.custom_gradient_names()
         keras.utils.set_random_seed(1)
         model = tuning.build_stl10_model(**best, input_shape=data.input_shape,
                                          num_classes=data.num_classes)
         model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
                   epochs=args.epochs, batch_size=32, verbose=0)
+        del model
+        if not args.keep_traced_steps:
+            sessions.release_custom_gradients(registered)
+        keras.backend.clear_session()
         plain_seconds.append(round(time.perf_counter() - started, 3))
         plain_cpu.append(round(tuning._cpu_seconds() - cpu_started, 3))
-        del model
         plain_rss.append(rss_mb())
-    keras.backend.clear_session()
     print(f"plain training: seconds {plain_seconds}; RSS after each {plain_rss}", flush=True)
 
     trial_median = statistics.median(trial_seconds)
@@ -109,7 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_percent": round(100 * (trial_median - plain_median) / plain_median, 1),
         "rss_mb_before_search": rss_before, "rss_mb_after_first_trial": trial_rss[0],
         "rss_mb_after_last_trial": trial_rss[-1], "rss_mb_per_trial": trial_rss,
+        # the first trial also warms TensorFlow up (one-time allocations): count from the 2nd
+        "rss_mb_growth_per_trial_from_the_second": round(
+            (trial_rss[-1] - trial_rss[1]) / (len(trial_rss) - 2), 2)
+        if len(trial_rss) > 2 else None,
+        "traced_steps_released": not args.keep_traced_steps,
         "rss_mb_after_plain_runs": plain_rss,
+        "live_traced_graphs_at_end": sessions.live_traced_graphs(),
         "load_average_start": load_at_start,
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "cpu_count": os.cpu_count(),

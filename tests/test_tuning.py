@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlcnn_helpers import tuning
+from tlcnn_helpers import sessions, tuning
 from tlcnn_helpers.errors import TLCNNError
 
 SMALL = tuning.SEARCH_SPACES["small"]
@@ -219,6 +219,21 @@ def test_three_tuners_search_and_log_hparams_then_a_reused_search_runs_nothing(t
     assert set(metrics) == {"test_loss", "test_accuracy"} and 0 <= metrics["test_accuracy"] <= 1
     curves = tuning.plot_learning_curves(history)
     assert [a.get_xlabel() for a in curves.axes] == ["epoch", "epoch"]
+
+
+def test_trials_leave_no_traced_training_step_behind(tmp_path):
+    # Each trial's model and training step is freed when it ends, so memory stays flat
+    # however many trials run (tests/test_sessions.py shows what TensorFlow keeps otherwise).
+    data = tiny_data()
+    keras.backend.clear_session()
+    registered = sessions.custom_gradient_names()
+    graphs_before = sessions.live_traced_graphs()
+    tuner = tuning.make_tuner("random", tiny_hypermodel(), directory=tmp_path / "t",
+                              project_name="flat", max_trials=3, seed=5)
+    summary = tuning.run_search(tuner, data, kind="random", epochs=1, tensorboard=False)
+    assert summary.trials_completed == 3
+    assert sessions.custom_gradient_names() == registered
+    assert sessions.live_traced_graphs() <= graphs_before
 
 
 # ---------------------------------------------------------------------------- processes

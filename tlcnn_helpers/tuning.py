@@ -14,7 +14,9 @@ Safety nets around keras-tuner, which reloads any folder it is pointed at:
   for a different space raises :class:`SearchSpaceMismatchError` instead of mixing trials;
 * reusing an older search emits :class:`ReusedSearchWarning` with the way to start fresh;
 * the oracle's and trials' JSON files are written atomically, so a search killed at any
-  moment reloads.
+  moment reloads;
+* what TensorFlow keeps of each trial's model is released when the trial ends
+  (:mod:`tlcnn_helpers.sessions`), so memory stays flat however many trials run.
 
 >>> space = SEARCH_SPACES["small"]
 >>> space.filters, space.conv_blocks
@@ -47,6 +49,7 @@ import numpy as np
 from .errors import TLCNNError
 from .models import compile_for_classification, one_hot
 from .paths import repo_root
+from .sessions import custom_gradient_names, release_custom_gradients
 
 if TYPE_CHECKING:
     from .profiles import Profile
@@ -393,7 +396,7 @@ class _AtomicOracleMixin:
 
 
 class _CourseTunerMixin:
-    """Per-trial bookkeeping (who ran it, seconds, memory) and a clean session after each."""
+    """Per-trial bookkeeping (who ran it, seconds, memory) and memory released after each."""
 
     def save(self) -> None:
         if not self._is_worker():
@@ -402,11 +405,18 @@ class _CourseTunerMixin:
 
     def on_trial_begin(self, trial: keras_tuner.engine.trial.Trial) -> None:
         self._trial_started = time.perf_counter(), _cpu_seconds()
+        self._gradients_before_trial = custom_gradient_names()
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
         import psutil
 
+        # keras-tuner clears the session only before building the next model, and that
+        # alone frees nothing: TensorFlow's gradient registry holds every traced training
+        # step (see sessions.py). Releasing it here keeps memory flat across trials, and
+        # the resident memory recorded below is what the next trial starts from.
+        release_custom_gradients(self._gradients_before_trial)
+        keras.backend.clear_session()
         wall, cpu = self._trial_started
         info = {"trial_id": trial.trial_id, "tuner_id": self.tuner_id, "pid": os.getpid(),
                 "seconds": round(time.perf_counter() - wall, 3),
@@ -416,11 +426,6 @@ class _CourseTunerMixin:
                 "epochs": _trial_epochs(trial.hyperparameters.values, self._fit_epochs)}
         _write_json_atomic(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_INFO_FILE, info)
         super().on_trial_end(trial)
-        # keras-tuner clears the session before building the next model; clearing here too
-        # frees the last trial's model at once (it also runs the garbage collector, about
-        # 0.3 s a call: no extra gc.collect()). TensorFlow still keeps about 18 MB of each
-        # trained model's traced step, a known leak: see benchmarks/README.md.
-        keras.backend.clear_session()
 
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
         self._fit_epochs = int(fit_kwargs.get("epochs", 1))
