@@ -90,6 +90,20 @@ def test_pip_spec_names_this_project_and_its_repository():
     assert requirement.url == f"git+{REPO_URL}"
 
 
+def test_colab_install_leaves_colabs_jupyter_and_widgets_alone():
+    # Colab's kernel ships ipywidgets 7.7.1 (ipywidgets 8 widgets do not all render there,
+    # googlecolab/colabtools#4525) and its own Jupyter server: the package's own
+    # requirements must not upgrade them; jupyterlab and papermill are the `course` extra.
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    installed_in_colab = {Requirement(r).name: Requirement(r) for r in project["dependencies"]}
+    assert not {"jupyterlab", "papermill", "notebook", "jupyter-server"} & set(installed_in_colab)
+    assert installed_in_colab["ipywidgets"].specifier.contains("7.7.1")
+    assert {"jupyterlab", "papermill"} <= {Requirement(r).name
+                                          for r in project["optional-dependencies"]["course"]}
+
+
 def test_setup_template_installs_from_the_repository_only_in_colab(monkeypatch, capsys):
     shell, namespace = run_setup_source(setup_cell_source("99_demo"), colab=True,
                                         monkeypatch=monkeypatch)

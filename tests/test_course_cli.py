@@ -1,5 +1,6 @@
 """The course runner: executes notebooks, prints the table, writes the report, reports failures."""
 
+import sys
 from pathlib import Path
 
 import nbformat
@@ -61,6 +62,18 @@ def test_unknown_profile_fails_before_anything_runs(tmp_path, capsys):
     assert main(["course", "--profile", "fastest", "--out", str(tmp_path)]) == 2
     assert "unknown profile 'fastest'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_without_papermill_the_course_says_how_to_install_it_and_keeps_last_records(
+        tmp_path, capsys, monkeypatch):
+    # Colab installs the package without the course extra: no papermill there.
+    monkeypatch.setitem(sys.modules, "papermill", None)
+    last_run = tmp_path / "records" / "03_cifar10_cnn.json"
+    last_run.parent.mkdir()
+    last_run.write_text("{}")
+    assert main(["course", "--profile", "smoke", "--out", str(tmp_path)]) == 2
+    assert "pip install -e '.[course]'" in capsys.readouterr().err
+    assert last_run.read_text() == "{}"
 
 
 def test_table_totals():

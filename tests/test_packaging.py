@@ -23,7 +23,8 @@ def normalized(requirement: str) -> str:
 
 def pyproject_requirements() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return {normalized(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    extras = project["optional-dependencies"]
+    return {normalized(r) for r in project["dependencies"] + extras["course"] + extras["dev"]}
 
 
 def environment_requirements() -> tuple[set[str], list[str]]:

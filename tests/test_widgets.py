@@ -88,6 +88,18 @@ def test_explorer_displays_as_a_widget_with_a_static_png_fallback(conv):
     assert conv.controls["image"].description == "Image"
 
 
+def test_explorer_displays_with_ipywidgets_7_as_colab_ships_it(conv, monkeypatch):
+    # ipywidgets 7 widgets have no _repr_mimebundle_; the explorer builds the widget view.
+    import ipywidgets
+
+    monkeypatch.delattr(ipywidgets.Widget, "_repr_mimebundle_", raising=False)
+    assert not hasattr(conv.widget, "_repr_mimebundle_")
+    bundle = conv._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == conv.widget.model_id
+    assert base64.b64decode(bundle["image/png"]) == conv.png
+    assert "VBox" in bundle["text/plain"]
+
+
 def test_pooling_explorer_follows_window_stride_and_mode(pool):
     image = ops.to_grayscale(small_images()["noise"])
     np.testing.assert_allclose(pool.output, ops.max_pool2d(image, 2))

@@ -31,6 +31,7 @@ from .viz import IMAGE_CMAP, MAP_CMAP, figure_to_png, sample_images, show_pair
 
 CUSTOM_KERNEL = "custom (edit below)"
 PICTURE_DPI = 72
+WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def _grayscale_images(images: Mapping[str, np.ndarray] | None, image_size: int
@@ -97,10 +98,13 @@ class _Explorer:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         # Live Jupyter renders the widget; a saved, non-interactive run keeps the PNG.
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        if isinstance(bundle, tuple):
-            bundle = bundle[0]
-        bundle = dict(bundle)
+        if hasattr(self.widget, "_repr_mimebundle_"):  # ipywidgets 8
+            bundle = self.widget._repr_mimebundle_(**kwargs)
+            bundle = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
+        else:  # ipywidgets 7 (Colab's) displays through _ipython_display_ instead
+            bundle = {"text/plain": repr(self.widget),
+                      WIDGET_VIEW_MIME: {"version_major": 2, "version_minor": 0,
+                                         "model_id": self.widget.model_id}}
         bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
         return bundle
 

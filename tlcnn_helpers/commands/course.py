@@ -103,6 +103,15 @@ def format_table(runs: Sequence[NotebookRun]) -> str:
     return "\n".join(lines)
 
 
+def _require_papermill() -> None:
+    try:
+        import papermill  # noqa: F401
+    except ImportError as err:
+        raise CourseError(
+            "running the course needs papermill, which comes with the course extra: "
+            "pip install -e '.[course]' in the checkout (make course does it for you)") from err
+
+
 def run_course(profile: str, out_dir: Path, names: Sequence[str] | None = None,
                timeout: float | None = None, notebooks_dir: Path | None = None
                ) -> list[NotebookRun]:
@@ -110,6 +119,7 @@ def run_course(profile: str, out_dir: Path, names: Sequence[str] | None = None,
     from ..report import write_course_report
 
     get_profile(profile)  # an unknown name fails before anything runs
+    _require_papermill()  # and so does a missing runner, before last run's records go
     notebooks = find_notebooks(notebooks_dir or repo_root() / "notebooks", names)
     out_dir = Path(out_dir).resolve()  # kernels run in notebooks/: relative paths would move
     out_dir.mkdir(parents=True, exist_ok=True)
