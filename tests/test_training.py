@@ -4,6 +4,7 @@ import json
 import time
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -21,6 +22,9 @@ from tlcnn_helpers.training import (
     learning_rate_schedule,
     load_model,
     paper_recipe,
+    plot_confusion_matrix,
+    plot_learning_curves,
+    plot_per_class_accuracy,
     save_json,
     save_model,
     train_recipe,
@@ -182,3 +186,14 @@ def test_a_time_budget_squeezes_the_whole_cosine_schedule_into_it():
     assert max(rates) > 0.009  # it warmed up to the peak ...
     assert rates[-1] < 0.0005  # ... and decayed to about zero by the end of the budget
     assert sum(row["images"] for row in result.history) == 8 * len(rates)
+
+
+def test_training_figures_are_closed_so_a_notebook_cell_shows_them_once():
+    # An open figure returned by a cell is shown twice: once returned, once by pyplot.
+    run = TrainingResult(None, [{"epoch": 1, "val_accuracy": 0.5, "elapsed_seconds": 3.0}],
+                         2.0, 3.0, 10.0)
+    figures = [plot_confusion_matrix(np.eye(2, dtype=int), ["a", "b"]),
+               plot_per_class_accuracy({"m": [0.5, 1.0]}, ["a", "b"]),
+               plot_learning_curves({"demo": run})]
+    assert [plt.fignum_exists(fig.number) for fig in figures] == [False, False, False]
+    assert all(fig.axes[0].get_title() for fig in figures)

@@ -740,10 +740,11 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *,
     >>> plot_confusion_matrix(np.eye(2, dtype=int), ["a", "b"]).axes[0].get_ylabel()
     'true class'
     """
-    import matplotlib.pyplot as plt
+    from .viz import closed_figure
 
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.2, 5.2), layout="constrained")
+    fig, axes = closed_figure(1, 1, 6.2, 5.2)  # shown once by the cell that returns it
+    ax = axes[0, 0]
     shown = ax.imshow(shares, cmap="cividis", vmin=0, vmax=1)
     ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
     ax.set_yticks(range(len(class_names)), class_names)
@@ -766,7 +767,10 @@ def plot_per_class_accuracy(accuracies: dict[str, Sequence[float]], class_names:
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
+    from .viz import closed_figure
+
+    fig, axes = closed_figure(1, 1, 7, 3.4)  # shown once by the cell that returns it
+    ax = axes[0, 0]
     width = 0.8 / max(len(accuracies), 1)
     colours = plt.get_cmap("cividis")(np.linspace(0.15, 0.85, max(len(accuracies), 1)))
     hatches = ["", "//", "..", "xx"]
@@ -795,7 +799,10 @@ def plot_learning_curves(results: dict[str, TrainingResult], *, metric: str = "v
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    from .viz import closed_figure
+
+    fig, axes = closed_figure(1, 1, 6.4, 3.6)  # shown once by the cell that returns it
+    ax = axes[0, 0]
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.8, max(len(results), 1)))
     styles, markers = ["-", "--", ":", "-."], ["o", "s", "^", "D"]
     for i, (label, result) in enumerate(results.items()):

@@ -82,8 +82,15 @@ def sample_images(size: int = 128, gray: bool = False) -> dict[str, np.ndarray]:
     return {name: sample_image(name, size, gray) for name in SAMPLE_IMAGES}
 
 
-def _figure(nrows: int, ncols: int, width: float, height: float,
-            layout: str | None = "constrained") -> tuple[Figure, np.ndarray]:
+def closed_figure(nrows: int, ncols: int, width: float, height: float,
+                  layout: str | None = "constrained") -> tuple[Figure, np.ndarray]:
+    """A new figure and its axes grid, already closed in pyplot: return it from a helper and
+    a notebook cell ending with the call shows it once (an open one would show twice).
+
+    >>> fig, axes = closed_figure(1, 2, 6, 3)
+    >>> axes.shape, plt.fignum_exists(fig.number)
+    ((1, 2), False)
+    """
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False,
                              layout=layout)
     plt.close(fig)  # the caller returns it: shown once, never twice
@@ -123,7 +130,7 @@ def show_images(images: Sequence[np.ndarray], titles: Sequence[str] | None = Non
     titles = list(titles) if titles is not None else [f"image {i}" for i in range(len(images))]
     ncols = ncols or min(len(images), 4)
     nrows = -(-len(images) // ncols)
-    fig, axes = _figure(nrows, ncols, size * ncols, size * nrows + (0.4 if suptitle else 0))
+    fig, axes = closed_figure(nrows, ncols, size * ncols, size * nrows + (0.4 if suptitle else 0))
     for ax in axes.flat[len(images):]:
         ax.set_axis_off()
     for ax, image, title in zip(axes.flat, images, titles, strict=False):
@@ -167,7 +174,7 @@ def show_kernels(kernels: Mapping[str, np.ndarray], suptitle: str = "Kernels") -
     >>> len(show_kernels({"a": np.eye(3), "b": -np.eye(3)}).axes)
     2
     """
-    fig, axes = _figure(1, len(kernels), 2.2 * len(kernels), 2.6)
+    fig, axes = closed_figure(1, len(kernels), 2.2 * len(kernels), 2.6)
     for ax, (name, kernel) in zip(axes.flat, kernels.items(), strict=True):
         draw_kernel(ax, kernel, name)
     fig.suptitle(suptitle)
@@ -182,7 +189,7 @@ def show_convolution(image: np.ndarray, kernel: np.ndarray, output: np.ndarray,
     >>> fig.axes[2].get_title()
     'feature map (6, 6)'
     """
-    fig, axes = _figure(1, 3, 9.0, 3.2)
+    fig, axes = closed_figure(1, 3, 9.0, 3.2)
     image = np.asarray(image)
     axes[0, 0].imshow(_display_range(image), cmap=IMAGE_CMAP if image.ndim == 2 else None)
     _label_pixels(axes[0, 0], f"input {image.shape}")
@@ -208,7 +215,7 @@ def show_pair(before: np.ndarray, after: np.ndarray, titles: Sequence[str], *,
     """
     # A fixed layout: explorers redraw this on every control change, and the constrained
     # layout engine would double the drawing time.
-    fig, axes = _figure(1, 2, 2 * size + 0.8, size + (0.3 if suptitle else 0), layout=None)
+    fig, axes = closed_figure(1, 2, 2 * size + 0.8, size + (0.3 if suptitle else 0), layout=None)
     fig.subplots_adjust(left=0.08, right=0.92, bottom=0.14, top=0.84, wspace=0.25)
     for ax, image, title, cmap in zip(axes.flat, (before, after), titles, cmaps, strict=True):
         image = np.asarray(image)
@@ -238,7 +245,7 @@ def show_feature_maps(maps: np.ndarray, title: str = "Feature maps", max_maps: i
     count = min(maps.shape[-1], max_maps)
     ncols = min(ncols, count)
     nrows = -(-count // ncols)
-    fig, axes = _figure(nrows, ncols, 1.5 * ncols, 1.5 * nrows + 0.5)
+    fig, axes = closed_figure(nrows, ncols, 1.5 * ncols, 1.5 * nrows + 0.5)
     for index, ax in enumerate(axes.flat):
         if index >= count:
             ax.set_axis_off()
@@ -267,7 +274,7 @@ def show_filters(kernel: np.ndarray, title: str = "First-layer filters",
     count = min(kernel.shape[-1], max_filters)
     ncols = min(8, count)
     nrows = -(-count // ncols)
-    fig, axes = _figure(nrows, ncols, 1.3 * ncols, 1.3 * nrows + 0.5)
+    fig, axes = closed_figure(nrows, ncols, 1.3 * ncols, 1.3 * nrows + 0.5)
     for index, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -291,7 +298,7 @@ def plot_receptive_fields(rows: Sequence[ReceptiveField], image_size: int | None
     >>> fig.axes[0].get_ylabel()
     'receptive field (pixels)'
     """
-    fig, axes = _figure(1, 1, 6.0, 3.2)
+    fig, axes = closed_figure(1, 1, 6.0, 3.2)
     ax = axes[0, 0]
     colours = plt.get_cmap(KERNEL_CMAP)(np.linspace(0.15, 0.85, len(rows)))
     bars = ax.bar([r.layer for r in rows], [r.size for r in rows], color=colours)
@@ -315,7 +322,7 @@ def plot_lines(x: Sequence[float], series: Mapping[str, Sequence[float]], *, tit
     >>> fig.axes[0].get_title()
     't'
     """
-    fig, axes = _figure(1, 1, 6.0, 3.4)
+    fig, axes = closed_figure(1, 1, 6.0, 3.4)
     ax = axes[0, 0]
     colours = plt.get_cmap(KERNEL_CMAP)(np.linspace(0.0, 0.85, max(len(series), 1)))
     styles = ["-", "--", ":", "-."]
