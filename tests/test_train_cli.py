@@ -63,6 +63,17 @@ def test_a_data_folder_without_data_is_named(tmp_path, capsys):
     assert str(empty) in err and "--profile smoke" in err
 
 
+def test_no_download_never_replaces_a_damaged_archive(tmp_path, capsys):
+    damaged = tmp_path / "cifar-10-python.tar.gz"
+    damaged.write_bytes(b"half an archive")
+    code = main(["train", "cifar10", "--profile", "teach", "--data-dir", str(tmp_path),
+                 "--no-download", "--out", str(tmp_path / "m.keras"),
+                 "--report", str(tmp_path / "r.json")])
+    assert code == 2
+    assert "cifar-10-python.tar.gz has MD5" in capsys.readouterr().err
+    assert damaged.read_bytes() == b"half an archive"
+
+
 @pytest.mark.slow
 def test_images_that_do_not_fit_the_model_point_to_the_transfer_notebook(tmp_path, capsys):
     cifar_model = tmp_path / "cifar.keras"

@@ -315,13 +315,14 @@ def fetch_archive(url: str, md5: str, data_dir: Path, *, dataset: str) -> Path:
 def _obtain_archive(url: str, md5: str, root: Path, download: bool, dataset: str) -> Path | None:
     """A hash-checked archive in ``root``, downloading it if allowed; None if there is none."""
     archive = root / PurePosixPath(url.split("?")[0]).name
-    if archive.exists() and _md5(archive) == md5:
+    actual = _md5(archive) if archive.exists() else None  # once: STL-10's is 2.6 GB
+    if actual == md5:
         return archive
     if download:
         return fetch_archive(url, md5, root, dataset=dataset)
-    if archive.exists():
+    if actual is not None:
         raise DatasetFormatError(
-            f"{archive} has MD5 {_md5(archive)}, expected {md5}: it is incomplete or not the "
+            f"{archive} has MD5 {actual}, expected {md5}: it is incomplete or not the "
             f"official archive. Replace it, or allow the download (download=True).")
     return None
 
@@ -493,8 +494,11 @@ def stratified_subset(x: np.ndarray, y: np.ndarray, size: int | None, seed: int 
 
 
 def load_dataset(name: str, profile: Profile, data_dir: str | os.PathLike | None = None,
-                 classes: str | Sequence[str] = "shared") -> tuple[Split, Split]:
+                 classes: str | Sequence[str] = "shared", download: bool = True
+                 ) -> tuple[Split, Split]:
     """Load ``"cifar10"`` or ``"stl10"`` as a profile says: source, subset sizes, seed.
+
+    ``download=False`` never downloads: missing or damaged official files are an error.
 
     >>> import tempfile
     >>> from tlcnn_helpers.profiles import get_profile
@@ -511,7 +515,8 @@ def load_dataset(name: str, profile: Profile, data_dir: str | os.PathLike | None
         extra = {"source": "synthetic", "seed": profile.seed,
                  "synthetic_per_class": (budget.synthetic_train_per_class,
                                          budget.synthetic_test_per_class)}
-    (x_train, y_train), (x_test, y_test) = loaders[name](data_dir, classes=classes, **extra)
+    (x_train, y_train), (x_test, y_test) = loaders[name](data_dir, classes=classes,
+                                                         download=download, **extra)
     train_size = budget.cifar_train if name == "cifar10" else budget.stl_train
     test_size = budget.cifar_test if name == "cifar10" else budget.stl_test
     return (stratified_subset(x_train, y_train, train_size, profile.seed),

@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--data-dir {folder} holds no {args.dataset} data (neither the extracted "
                 f"folder nor the official archive) and --no-download is set: copy the files "
                 f"there, point --data-dir at them, or use --profile smoke for synthetic data")
-    (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, profile, args.data_dir)
+    (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, profile, args.data_dir,
+                                                        download=not args.no_download)
     if start_model is not None:
         check_images_fit(start_model, x_train, f"{args.dataset} ({args.from_model})")
     seed = profile.seed if args.seed is None else args.seed
