@@ -19,6 +19,7 @@ import resource
 import time
 
 import keras
+from bench_utils import cpu_seconds
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -33,11 +34,6 @@ def parse_overrides(pairs: list[str]) -> dict:
         if isinstance(out[key], list):
             out[key] = tuple(out[key])
     return out
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class CpuClock(keras.callbacks.Callback):

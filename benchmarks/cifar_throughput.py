@@ -15,14 +15,10 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import time
 
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from bench_utils import cpu_seconds
 
 
 def variants():

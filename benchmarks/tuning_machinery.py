@@ -29,8 +29,10 @@ from pathlib import Path
 
 import keras
 import psutil
+from bench_utils import cpu_seconds
 
 from tlcnn_helpers import sessions, tuning
+from tlcnn_helpers.paths import write_text_atomic
 from tlcnn_helpers.profiles import get_profile
 
 FIXED_ARCHITECTURE = tuning.SearchSpace(optimizers=("adam",), filters=(8,), neurons=(32,),
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     # Plain training of the same model, as often as the search trained one.
     plain_seconds, plain_cpu, plain_rss = [], [], []
     for _ in range(args.plain_runs):
-        started, cpu_started = time.perf_counter(), tuning._cpu_seconds()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         registered = sessions.custom_gradient_names()
         keras.utils.set_random_seed(1)
         model = tuning.build_stl10_model(**best, input_shape=data.input_shape,
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             sessions.release_custom_gradients(registered)
         keras.backend.clear_session()
         plain_seconds.append(round(time.perf_counter() - started, 3))
-        plain_cpu.append(round(tuning._cpu_seconds() - cpu_started, 3))
+        plain_cpu.append(round(cpu_seconds() - cpu_started, 3))
         plain_rss.append(rss_mb())
     print(f"plain training: seconds {plain_seconds}; RSS after each {plain_rss}", flush=True)
 
@@ -132,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(figures, indent=1))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(figures, indent=1) + "\n")
+        write_text_atomic(args.out, json.dumps(figures, indent=1) + "\n")
     return 0
 
 

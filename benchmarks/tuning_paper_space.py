@@ -27,19 +27,15 @@ from pathlib import Path
 
 import keras
 import keras_tuner
-import psutil
+from bench_utils import cpu_seconds
 
 from tlcnn_helpers import tuning
+from tlcnn_helpers.paths import write_text_atomic
 from tlcnn_helpers.profiles import get_profile
 
 STL10_SEARCH_TRAIN, STL10_SEARCH_VAL = 9 * 400, 9 * 100  # the real STL-10, shared classes
 CHEAPEST = dict(filters=16, neurons=64, conv_blocks=3, dense_layers=1)
 DEAREST = dict(filters=64, neurons=256, conv_blocks=5, dense_layers=3)
-
-
-def cpu_seconds() -> float:
-    times = psutil.Process().cpu_times()
-    return times.user + times.system
 
 
 def time_two_epochs(values: dict, data: tuning.SearchData) -> dict:
@@ -135,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(figures, indent=1))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(figures, indent=1) + "\n")
+        write_text_atomic(args.out, json.dumps(figures, indent=1) + "\n")
     return 0
 
 

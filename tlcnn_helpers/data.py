@@ -67,7 +67,6 @@ CIFAR10_BINARY_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR10_BINARY_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
 STL10_URL = "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"
 STL10_MD5 = "91f7769df0f17e558f3565bffb0c7dfb"
-STL10_ARCHIVE_BYTES = 2_640_397_119
 
 CIFAR_ROW_BYTES = 1 + 32 * 32 * 3
 STL_IMAGE_BYTES = 3 * 96 * 96

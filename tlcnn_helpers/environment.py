@@ -28,22 +28,14 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def cpu_supports_bf16() -> bool:
-    """True when the processor has native bfloat16 instructions (AVX512_BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def environment_report() -> dict[str, Any]:
     """Versions of Python and the libraries, the devices TensorFlow sees, Colab or not."""
     import keras
     import keras_tuner
     import numpy
     import tensorflow as tf
+
+    from .training import cpu_supports_bfloat16
 
     devices = [f"{d.device_type}:{d.name.split(':')[-1]}"
                for d in tf.config.list_physical_devices()]
@@ -56,7 +48,7 @@ def environment_report() -> dict[str, Any]:
         "backend": keras.backend.backend(),
         "devices": devices,
         "gpu": any(d.startswith("GPU") for d in devices),
-        "cpu_bf16": cpu_supports_bf16(),
+        "cpu_bf16": cpu_supports_bfloat16(),
         "colab": in_colab(),
         "machine": platform.machine(),
     }

@@ -27,7 +27,12 @@ def repo_root() -> Path:
     return Path.cwd()
 
 
-def _from_env(var: str, default: Path, environ: Mapping[str, str] | None) -> Path:
+def path_from_env(var: str, default: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """The folder named by environment variable ``var`` (``~`` expanded), else ``default``.
+
+    >>> path_from_env("TLCNN_X_DIR", Path("/d"), environ={"TLCNN_X_DIR": "/e"}).as_posix()
+    '/e'
+    """
     env = os.environ if environ is None else environ
     value = env.get(var)
     return Path(value).expanduser() if value else default
@@ -35,17 +40,17 @@ def _from_env(var: str, default: Path, environ: Mapping[str, str] | None) -> Pat
 
 def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
     """``TLCNN_DATA_DIR`` if set, else the checkout's ``data/`` folder."""
-    return _from_env(DATA_DIR_ENV_VAR, repo_root() / "data", environ)
+    return path_from_env(DATA_DIR_ENV_VAR, repo_root() / "data", environ)
 
 
 def models_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where notebooks save trained models (``models/``, gitignored)."""
-    return _from_env(MODELS_DIR_ENV_VAR, repo_root() / "models", environ)
+    return path_from_env(MODELS_DIR_ENV_VAR, repo_root() / "models", environ)
 
 
 def records_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where notebooks record their metrics (``build/records/`` unless a course run sets it)."""
-    return _from_env(RECORDS_DIR_ENV_VAR, repo_root() / "build" / "records", environ)
+    return path_from_env(RECORDS_DIR_ENV_VAR, repo_root() / "build" / "records", environ)
 
 
 def trained_model_path(dataset: str, recipe: str, profile: str,

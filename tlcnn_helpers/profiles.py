@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import ProfileError
 
@@ -96,7 +96,6 @@ class Profile:
     cifar: CifarBudget
     tuning: TuningBudget
     transfer: TransferBudget
-    extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def is_synthetic(self) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,7 @@ class ReportRow:
     wall_time: str
 
     def cells(self) -> tuple[str, ...]:
-        return (self.notebook, self.experiment, self.metric, self.paper, self.this_run,
-                self.difference, self.data, self.profile, self.wall_time)
+        return astuple(self)
 
 
 def format_number(value: float | None) -> str:

@@ -535,7 +535,6 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, *, num_classes: int | None = N
     """
     import keras
 
-    check_images_fit(model, x)
     num_classes = num_classes or int(model.output_shape[-1])
     probabilities = predict(model, x, batch_size=batch_size)
     labels = model_builders.one_hot(np.asarray(y), num_classes)

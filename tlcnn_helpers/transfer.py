@@ -647,15 +647,29 @@ def _head_start(model: Any) -> int:
     return found[-1] + 1
 
 
-def _fit(model: Any, images: np.ndarray, labels: np.ndarray, *, epochs: int, batch_size: int,
-         learning_rate: float, seed: int) -> Any:
-    import keras
-
+def _checked_labels(model: Any, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The labels as an array, once images fit ``model`` and there is one integer per image."""
     check_images(model, images)
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) != len(images):
         raise ModelInputError(f"labels must be one integer per image: got shape {labels.shape} "
                               f"for {len(images)} images")
+    return labels
+
+
+def _batchnorm_layers(model: Any) -> list[tuple[str, Any]]:
+    """``(path, layer)`` of every BatchNormalization layer, nested ones included."""
+    from keras import layers
+
+    return [(path, layer) for path, layer in _walk_layers(model)
+            if isinstance(layer, layers.BatchNormalization)]
+
+
+def _fit(model: Any, images: np.ndarray, labels: np.ndarray, *, epochs: int, batch_size: int,
+         learning_rate: float, seed: int) -> Any:
+    import keras
+
+    labels = _checked_labels(model, images, labels)
     keras.utils.set_random_seed(seed)
     _compile(model, learning_rate)
     return model.fit(images, labels, epochs=epochs, batch_size=batch_size, shuffle=True,
@@ -722,12 +736,9 @@ def fine_tune(model: Any, images: np.ndarray, labels: np.ndarray, *, head_epochs
     >>> len(fine_tune(m, np.ones((4, 8, 8, 3)), np.array([0, 1, 0, 1])))
     2
     """
-    from keras import layers
-
     histories = [fit_head(model, images, labels, epochs=head_epochs, batch_size=batch_size,
                           learning_rate=learning_rate, seed=seed)] if head_epochs else []
-    norms = [(path, layer) for path, layer in _walk_layers(model)
-             if isinstance(layer, layers.BatchNormalization)]
+    norms = _batchnorm_layers(model)
     flags = [layer.trainable for _, layer in norms]
     try:
         for _, layer in norms:
@@ -775,13 +786,12 @@ def recalibrate_batchnorm(model: Any, images: np.ndarray, *, batch_size: int = 6
     >>> m.layers[0].moving_mean.numpy().tolist()
     [5.0, 5.0, 5.0]
     """
-    from keras import layers, ops
+    from keras import ops
 
     check_images(model, images)
     if len(images) == 0:
         raise ModelInputError("images is empty: recalibration needs at least one batch of images")
-    norms = [(path, layer) for path, layer in _walk_layers(model)
-             if isinstance(layer, layers.BatchNormalization)]
+    norms = _batchnorm_layers(model)
     if not norms:
         raise ModelInputError(f"model {model.name!r} has no BatchNormalization layer to re-calibrate")
     sums: dict[int, list] = {id(layer): [0.0, 0.0, 0] for _, layer in norms}
@@ -878,11 +888,7 @@ def accuracy(model: Any, images: np.ndarray, labels: np.ndarray, *, batch_size: 
     >>> 0.0 <= accuracy(m, np.zeros((3, 4, 4, 3)), np.array([0, 1, 0])) <= 1.0
     True
     """
-    check_images(model, images)
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != len(images):
-        raise ModelInputError(f"labels must be one integer per image: got shape {labels.shape} "
-                              f"for {len(images)} images")
+    labels = _checked_labels(model, images, labels)
     predicted = [np.argmax(np.asarray(model(np.asarray(images[i:i + batch_size]), training=False)),
                           axis=-1) for i in range(0, len(images), batch_size)]
     return float(np.mean(np.concatenate(predicted) == labels))

@@ -28,17 +28,18 @@ Safety nets around keras-tuner, which reloads any folder it is pointed at:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
+import tempfile  # noqa: F401 (the doctests use it)
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,7 @@ import numpy as np
 
 from .errors import TLCNNError
 from .models import compile_for_classification, one_hot
-from .paths import repo_root
+from .paths import path_from_env, repo_root, write_text_atomic
 from .sessions import custom_gradient_names, release_custom_gradients
 
 if TYPE_CHECKING:
@@ -86,9 +87,7 @@ def tuning_dir(environ: Mapping[str, str] | None = None) -> Path:
     >>> tuning_dir(environ={"TLCNN_TUNING_DIR": "/tmp/t"}).as_posix()
     '/tmp/t'
     """
-    env = os.environ if environ is None else environ
-    value = env.get(TUNING_DIR_ENV_VAR)
-    return Path(value).expanduser() if value else repo_root() / "tuning"
+    return path_from_env(TUNING_DIR_ENV_VAR, repo_root() / "tuning", environ)
 
 
 def logs_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -97,9 +96,7 @@ def logs_dir(environ: Mapping[str, str] | None = None) -> Path:
     >>> logs_dir(environ={"TLCNN_LOGS_DIR": "/tmp/l"}).as_posix()
     '/tmp/l'
     """
-    env = os.environ if environ is None else environ
-    value = env.get(LOGS_DIR_ENV_VAR)
-    return Path(value).expanduser() if value else repo_root() / "logs"
+    return path_from_env(LOGS_DIR_ENV_VAR, repo_root() / "logs", environ)
 
 
 def default_project_name(kind: str, profile_name: str) -> str:
@@ -113,16 +110,9 @@ def default_project_name(kind: str, profile_name: str) -> str:
 
 def _write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON so that a reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = io.StringIO()
+    json.dump(obj, text)  # serialised in full before the file is touched
+    write_text_atomic(path, text.getvalue())
 
 
 # ---------------------------------------------------------------------------- the space
@@ -642,9 +632,6 @@ class SearchSummary:
     total_epochs: int
     wall_seconds: float | None
     trials: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @property
     def trial_seconds_total(self) -> float:

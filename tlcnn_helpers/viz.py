@@ -181,26 +181,6 @@ def show_kernels(kernels: Mapping[str, np.ndarray], suptitle: str = "Kernels") -
     return fig
 
 
-def show_convolution(image: np.ndarray, kernel: np.ndarray, output: np.ndarray,
-                     title: str = "Convolution") -> Figure:
-    """Input image, kernel and the feature map it produces, with their shapes.
-
-    >>> fig = show_convolution(np.zeros((8, 8)), np.eye(3), np.zeros((6, 6)))
-    >>> fig.axes[2].get_title()
-    'feature map (6, 6)'
-    """
-    fig, axes = closed_figure(1, 3, 9.0, 3.2)
-    image = np.asarray(image)
-    axes[0, 0].imshow(_display_range(image), cmap=IMAGE_CMAP if image.ndim == 2 else None)
-    _label_pixels(axes[0, 0], f"input {image.shape}")
-    draw_kernel(axes[0, 1], kernel, f"kernel {np.asarray(kernel).shape}")
-    shown = axes[0, 2].imshow(output, cmap=MAP_CMAP)
-    fig.colorbar(shown, ax=axes[0, 2], shrink=0.8)
-    _label_pixels(axes[0, 2], f"feature map {np.asarray(output).shape}")
-    fig.suptitle(title)
-    return fig
-
-
 def show_pair(before: np.ndarray, after: np.ndarray, titles: Sequence[str], *,
               cmaps: Sequence[str] = (IMAGE_CMAP, MAP_CMAP), suptitle: str | None = None,
               size: float = 3.4) -> Figure:

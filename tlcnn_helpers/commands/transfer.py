@@ -13,7 +13,6 @@ with ``--overwrite``).
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ..errors import CourseError, ModelInputError
@@ -51,16 +50,6 @@ def _load(path: Path):
                               f"save it again") from err
 
 
-def _save_atomically(model, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.stem}.partial.keras")
-    try:
-        model.save(partial)
-        os.replace(partial, out)  # the old file stays intact until the new one is complete
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def run_transfer(model_path: Path, out: Path, input_shape: tuple[int, ...] | None = None,
                  size_agnostic: bool = False, pooling: str = "avg",
                  overwrite: bool = False):
@@ -68,6 +57,7 @@ def run_transfer(model_path: Path, out: Path, input_shape: tuple[int, ...] | Non
 
     >>> report = run_transfer(Path("model.keras"), Path("model96.keras"), (96, 96, 3))  # doctest: +SKIP
     """
+    from ..training import save_model
     from ..transfer import check_input_shape, make_size_agnostic, with_input_shape
 
     if out.suffix != ".keras":
@@ -89,7 +79,7 @@ def run_transfer(model_path: Path, out: Path, input_shape: tuple[int, ...] | Non
     else:
         rebuilt, report = with_input_shape(model, input_shape)
     print(report)
-    _save_atomically(rebuilt, out)
+    save_model(rebuilt, out)  # atomic: an old file stays intact until the new one is whole
     print(f"saved {out}")
     return report
 

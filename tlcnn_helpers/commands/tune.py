@@ -28,7 +28,6 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 from ..data import SHARED_CLASSES
 from ..profiles import get_profile, resolve_profile
@@ -135,14 +134,6 @@ def _role_command(args: argparse.Namespace, profile_name: str, role: str) -> lis
     return command
 
 
-def _write_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
-    from ..tuning import _write_json_atomic
-
-    path = Path(path)
-    _write_json_atomic(path, report)
-    return path
-
-
 def run(args: argparse.Namespace) -> int:
     """Search, retrain the best model, evaluate it on the test split, report."""
     import keras
@@ -197,9 +188,7 @@ def run(args: argparse.Namespace) -> int:
         distributed_run = tuning.launch_distributed(
             lambda role: _role_command(args, profile.name, role), args.workers,
             log_dir=project_dir / "process_logs", timeout=args.timeout)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", tuning.ReusedSearchWarning)
-            tuner = tuning.make_tuner(args.tuner, hypermodel, **settings)
+        tuner = tuning.make_tuner(args.tuner, hypermodel, warn_reuse=False, **settings)
         summary = tuning.summarize_search(tuner, args.tuner, distributed_run.seconds)
     else:
         with warnings.catch_warnings(record=True) as caught:
@@ -237,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         report.update(workers=args.workers, trials_by_worker=summary.trials_by_tuner(),
                       process_logs=distributed_run.logs)
     if args.report:
-        _write_report(report, args.report)
+        tuning._write_json_atomic(args.report, report)
     shown = {k: report[k] for k in ("tuner", "trials_completed", "best_score",
                                     "seconds_per_trial", "test_accuracy", "test_loss")}
     print(json.dumps({**shown, "best_hyperparameters": summary.best_hyperparameters}, indent=1))
