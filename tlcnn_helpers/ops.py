@@ -421,15 +421,17 @@ def shift_sensitivity(images: Sequence[np.ndarray], shifts: Sequence[int] = (1, 
         variants[f"max pool {size}x{size}"] = lambda maps, size=size: max_pool2d(maps, size)
     variants["global max pool"] = lambda maps: global_pool(maps, "max")
     changes: dict[str, list[float]] = {name: [] for name in variants}
-    originals = [edge_features(to_grayscale(image)) for image in images]
+    grays = [to_grayscale(image) for image in images]
+    # the unshifted maps, pooled each way, once: every shift compares against them
+    pooled_originals = [{name: pool(edge_features(gray)) for name, pool in variants.items()}
+                        for gray in grays]
     for shift in shifts:
         per_variant: dict[str, list[float]] = {name: [] for name in variants}
-        for image, before in zip(images, originals, strict=True):
-            gray = to_grayscale(image)
+        for gray, before in zip(grays, pooled_originals, strict=True):
             for dy, dx in ((0, shift), (shift, 0)):
                 after = edge_features(shift_image(gray, dy, dx))
                 for name, pool in variants.items():
-                    per_variant[name].append(relative_change(pool(before), pool(after)))
+                    per_variant[name].append(relative_change(before[name], pool(after)))
         for name in variants:
             changes[name].append(float(np.mean(per_variant[name])))
     return changes
