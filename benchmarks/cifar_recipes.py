@@ -69,7 +69,8 @@ def main() -> None:
 
     started = time.perf_counter()
     from tlcnn_helpers.data import load_cifar10, stratified_subset
-    from tlcnn_helpers.training import evaluate, get_recipe, train_recipe
+    from tlcnn_helpers.evaluation import evaluate
+    from tlcnn_helpers.training import get_recipe, train_recipe
 
     (x, y), (x_test, y_test) = load_cifar10(args.data_dir, download=False)
     x, y = stratified_subset(x, y, args.train_images, seed=0)

@@ -37,12 +37,12 @@ def variants():
 def run_variant(name, opts, x, y, batch_size, epochs, seed):
     import keras
 
-    from tlcnn_helpers.models import compile_for_classification, one_hot, paper_cifar_cnn
-    from tlcnn_helpers.pipelines import make_dataset
+    from tlcnn_helpers.models import compile_for_classification, paper_cnn
+    from tlcnn_helpers.pipelines import make_dataset, to_one_hot
 
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(opts["policy"])
-    model = paper_cifar_cnn(x.shape[1:], 9, compile=False)
+    model = paper_cnn(x.shape[1:], 9, compile=False)
     keras.mixed_precision.set_global_policy("float32")
     compile_for_classification(model, jit_compile=opts["jit_compile"])
     model.steps_per_execution = opts["spe"]
@@ -62,7 +62,7 @@ def run_variant(name, opts, x, y, batch_size, epochs, seed):
     else:
         # What a student writes: scale to float32 in 0..1 by hand, one-hot labels, fit.
         x_float = x.astype("float32")  # the model's Rescaling layer divides by 255
-        model.fit(x_float, one_hot(y, 9), batch_size=batch_size, epochs=epochs, verbose=0,
+        model.fit(x_float, to_one_hot(y, 9), batch_size=batch_size, epochs=epochs, verbose=0,
                   callbacks=[Clock()])
     steady = times[1:] or times
     steady_cpu = cpu_times[1:] or cpu_times

@@ -14,7 +14,7 @@ import time
 import keras
 import numpy as np
 
-from tlcnn_helpers import ops
+from tlcnn_helpers import convolution, pooling
 
 
 def median_seconds(function, repeats: int = 7) -> float:
@@ -35,13 +35,13 @@ def main() -> None:
     kernel, bias = (keras.ops.convert_to_numpy(w) for w in conv.weights)
     cases = {
         "conv2d 64x32x32x16 -> 32 filters 3x3, same": (
-            lambda: ops.conv2d(batch, kernel, bias, padding="same"),
+            lambda: convolution.conv2d(batch, kernel, bias, padding="same"),
             lambda: keras.ops.convert_to_numpy(conv(batch))),
         "max pool 2x2 on 64x32x32x16": (
-            lambda: ops.max_pool2d(batch, 2),
+            lambda: pooling.max_pool2d(batch, 2),
             lambda: keras.ops.convert_to_numpy(keras.layers.MaxPooling2D(2)(batch))),
         "average pool 2x2 on 64x32x32x16": (
-            lambda: ops.average_pool2d(batch, 2),
+            lambda: pooling.average_pool2d(batch, 2),
             lambda: keras.ops.convert_to_numpy(keras.layers.AveragePooling2D(2)(batch))),
     }
     print("| operation | NumPy (tlcnn_helpers.ops) | Keras (eager) | ratio |")

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from tlcnn_helpers import transfer
+    from tlcnn_helpers import evaluation, transfer
     from tlcnn_helpers.data import load_cifar10, stratified_subset
 
     keras.utils.set_random_seed(args.seed)
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     for spec in args.model:
         name, _, path = spec.partition("=")
         model = keras.models.load_model(path, compile=False)
-        original = transfer.accuracy(model, x_test, y_test, batch_size=args.batch_size)
+        original = evaluation.accuracy(model, x_test, y_test, batch_size=args.batch_size)
         start = time.perf_counter()
         agnostic, report = transfer.make_size_agnostic(
             model, refit_on=(x_refit, y_refit) if "Flatten" in _layer_types(model) else None,
@@ -95,9 +95,9 @@ def main(argv=None) -> int:
 
 
 def _layer_types(model) -> set[str]:
-    from tlcnn_helpers.transfer import _walk_layers
+    from tlcnn_helpers.evaluation import walk_layers
 
-    return {type(layer).__name__ for _, layer in _walk_layers(model)}
+    return {type(layer).__name__ for _, layer in walk_layers(model)}
 
 
 if __name__ == "__main__":

@@ -45,9 +45,9 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from tlcnn_helpers import transfer
+    from tlcnn_helpers import evaluation, training, transfer
     from tlcnn_helpers.data import load_cifar10, load_stl10, stratified_subset
-    from tlcnn_helpers.models import paper_cifar_cnn
+    from tlcnn_helpers.models import paper_cnn
 
     source = {"source": "synthetic"} if args.synthetic else {}
     (x_cifar, y_cifar), _ = load_cifar10(args.cifar_dir, **source)
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     results = {}
 
     def measure(name: str, candidate, started: float) -> None:
-        accuracy = transfer.accuracy(candidate, x_test, y_test, batch_size=128)
+        accuracy = evaluation.accuracy(candidate, x_test, y_test, batch_size=128)
         results[name] = (accuracy, time.perf_counter() - started)
         print(f"{name}: {accuracy:.4f} ({results[name][1]:.0f} s)", flush=True)
 
@@ -76,14 +76,14 @@ def main(argv=None) -> int:
                                    batch_size=args.batch_size)
     measure("(iii) + BatchNorm re-calibration", recalibrated, start)
     start = time.perf_counter()
-    transfer.fine_tune(recalibrated, x_stl, y_stl, head_epochs=args.head_epochs,
+    training.fine_tune(recalibrated, x_stl, y_stl, head_epochs=args.head_epochs,
                        finetune_epochs=args.finetune_epochs, batch_size=args.batch_size,
                        seed=args.seed)
     measure("(iv) fine-tuned", recalibrated, start)
     start = time.perf_counter()
     keras.utils.set_random_seed(args.seed)
-    scratch = paper_cifar_cnn(input_shape=(96, 96, 3))
-    transfer.fit_classifier(scratch, x_stl, y_stl, epochs=args.head_epochs + args.finetune_epochs,
+    scratch = paper_cnn(input_shape=(96, 96, 3))
+    training.fit_classifier(scratch, x_stl, y_stl, epochs=args.head_epochs + args.finetune_epochs,
                             batch_size=args.batch_size, seed=args.seed)
     measure("(v) from scratch", scratch, start)
 

@@ -9,7 +9,7 @@ memory comparable across trials, the searched space fixes the architecture (the 
 profile's mid-sized model) and varies only the learning rate, so a growing resident set
 would be a leak, not a bigger model. Plain training builds, fits and discards the same model
 the same number of times, releasing its memory in between like the tuner does
-(``sessions.released_after_training``).
+(``memory.released_after_training``).
 
 ``--keep-traced-steps`` turns that release off in both, which shows what TensorFlow keeps of
 every trained model when only ``keras.backend.clear_session()`` is called.
@@ -31,9 +31,9 @@ import keras
 import psutil
 from bench_utils import cpu_seconds
 
-from tlcnn_helpers import sessions, tuning
-from tlcnn_helpers.paths import write_text_atomic
-from tlcnn_helpers.profiles import get_profile
+from tlcnn_helpers import memory, tuning
+from tlcnn_helpers.files import write_text_atomic
+from tlcnn_helpers.settings import get_profile
 
 FIXED_ARCHITECTURE = tuning.SearchSpace(optimizers=("adam",), filters=(8,), neurons=(32,),
                                         conv_blocks=(3, 3), dense_layers=(1, 1), dropout=(0.25,))
@@ -88,15 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     plain_seconds, plain_cpu, plain_rss = [], [], []
     for _ in range(args.plain_runs):
         started, cpu_started = time.perf_counter(), cpu_seconds()
-        registered = sessions.custom_gradient_names()
+        registered = memory.custom_gradient_names()
         keras.utils.set_random_seed(1)
-        model = tuning.build_stl10_model(**best, input_shape=data.input_shape,
+        model = tuning.build_search_model(**best, input_shape=data.input_shape,
                                          num_classes=data.num_classes)
         model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
                   epochs=args.epochs, batch_size=32, verbose=0)
         del model
         if not args.keep_traced_steps:
-            sessions.release_custom_gradients(registered)
+            memory.release_custom_gradients(registered)
         keras.backend.clear_session()
         plain_seconds.append(round(time.perf_counter() - started, 3))
         plain_cpu.append(round(cpu_seconds() - cpu_started, 3))
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(trial_rss) > 2 else None,
         "traced_steps_released": not args.keep_traced_steps,
         "rss_mb_after_plain_runs": plain_rss,
-        "live_traced_graphs_at_end": sessions.live_traced_graphs(),
+        "live_traced_graphs_at_end": memory.live_traced_graphs(),
         "load_average_start": load_at_start,
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "cpu_count": os.cpu_count(),

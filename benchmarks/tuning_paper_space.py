@@ -30,8 +30,8 @@ import keras_tuner
 from bench_utils import cpu_seconds
 
 from tlcnn_helpers import tuning
-from tlcnn_helpers.paths import write_text_atomic
-from tlcnn_helpers.profiles import get_profile
+from tlcnn_helpers.files import write_text_atomic
+from tlcnn_helpers.settings import get_profile
 
 STL10_SEARCH_TRAIN, STL10_SEARCH_VAL = 9 * 400, 9 * 100  # the real STL-10, shared classes
 CHEAPEST = dict(filters=16, neurons=64, conv_blocks=3, dense_layers=1)
@@ -41,7 +41,7 @@ DEAREST = dict(filters=64, neurons=256, conv_blocks=5, dense_layers=3)
 def time_two_epochs(values: dict, data: tuning.SearchData) -> dict:
     keras.backend.clear_session()
     keras.utils.set_random_seed(1)
-    model = tuning.build_stl10_model(**values, input_shape=data.input_shape,
+    model = tuning.build_search_model(**values, input_shape=data.input_shape,
                                      num_classes=data.num_classes)
     marks = [(time.perf_counter(), cpu_seconds())]
     for _ in range(2):

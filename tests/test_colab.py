@@ -21,12 +21,11 @@ from IPython.core.inputtransformer2 import TransformerManager
 from packaging.requirements import Requirement
 
 from tlcnn_helpers import notebook as nbmod
+from tlcnn_helpers.environment import in_colab, precision_policy_for
 from tlcnn_helpers.notebook import (
     COLAB_PIP_SPEC,
     REPO_URL,
     colab_badge_url,
-    in_colab,
-    precision_policy_for,
     setup_cell_source,
     start_notebook,
 )

@@ -33,7 +33,7 @@ from tlcnn_helpers.errors import (
     TLCNNError,
     UnsafeArchiveError,
 )
-from tlcnn_helpers.profiles import get_profile
+from tlcnn_helpers.settings import get_profile
 
 
 # ----------------------------------------------------------------------------- fixtures

@@ -8,7 +8,7 @@ import pytest
 
 from tlcnn_helpers import exercises
 from tlcnn_helpers.errors import TLCNNError
-from tlcnn_helpers.exercises import EXERCISES, check, evaluate, reference_solution
+from tlcnn_helpers.exercises import EXERCISES, check, feedback, reference_solution
 
 
 def test_the_course_notebooks_have_exercises():
@@ -19,8 +19,8 @@ def test_the_course_notebooks_have_exercises():
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
 def test_reference_solution_passes(name):
-    feedback = evaluate(name, reference_solution(name))
-    assert feedback.passed, feedback
+    result = feedback(name, reference_solution(name))
+    assert result.passed, result
 
 
 def unfinished_function(*args):
@@ -31,9 +31,9 @@ def unfinished_function(*args):
 @pytest.mark.parametrize("name", sorted(EXERCISES))
 def test_unfinished_answers_say_not_done_yet(name):
     answer = unfinished_function if callable(reference_solution(name)) else None
-    feedback = evaluate(name, answer)
-    assert feedback.status == "todo"
-    assert "not done yet" in str(feedback)
+    result = feedback(name, answer)
+    assert result.status == "todo"
+    assert "not done yet" in str(result)
 
 
 WRONG_ANSWERS = [
@@ -65,9 +65,9 @@ WRONG_ANSWERS = [
 @pytest.mark.parametrize("name,answer,words", WRONG_ANSWERS,
                          ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(WRONG_ANSWERS)])
 def test_typical_wrong_values_get_a_helpful_message(name, answer, words):
-    feedback = evaluate(name, answer)
-    assert feedback.status == "wrong"
-    assert words in feedback.message, feedback.message
+    result = feedback(name, answer)
+    assert result.status == "wrong"
+    assert words in result.message, result.message
 
 
 def stride_ignored(image, kernel, stride):
@@ -128,9 +128,9 @@ WRONG_FUNCTIONS = [
 @pytest.mark.parametrize("name,function,words", WRONG_FUNCTIONS,
                          ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(WRONG_FUNCTIONS)])
 def test_typical_wrong_functions_get_a_helpful_message(name, function, words):
-    feedback = evaluate(name, function)
-    assert feedback.status == "wrong"
-    assert words in feedback.message, feedback.message
+    result = feedback(name, function)
+    assert result.status == "wrong"
+    assert words in result.message, result.message
 
 
 def test_check_prints_and_never_raises(capsys):
@@ -156,7 +156,7 @@ def test_a_new_exercise_plugs_in_and_names_are_unique():
         return None if answer == 42 else f"expected 42, got {answer}"
 
     try:
-        assert evaluate("98.answer", 41).message == "expected 42, got 41"
+        assert feedback("98.answer", 41).message == "expected 42, got 41"
         assert exercises.exercises_of("98") == ["98.answer"]
         with pytest.raises(TLCNNError, match="registered twice"):
             exercises.register("98.answer", "again", reference=lambda: 0)(lambda answer: None)
@@ -169,4 +169,4 @@ def test_a_new_exercise_plugs_in_and_names_are_unique():
 
 def test_unknown_exercise_lists_the_real_ones():
     with pytest.raises(TLCNNError, match="01.output_shape"):
-        evaluate("01.outputshape", (15, 15))
+        feedback("01.outputshape", (15, 15))

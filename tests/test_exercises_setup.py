@@ -3,13 +3,13 @@
 import pytest
 
 from tlcnn_helpers.data import SHARED_CLASSES
-from tlcnn_helpers.exercises import evaluate, exercises_of, reference_solution
+from tlcnn_helpers.exercises import exercises_of, feedback, reference_solution
 
 
 def test_reference_answers_pass_and_agree_with_the_data_layer():
     assert exercises_of("00") == ["00.cifar_row_bytes", "00.horse_label", "00.pixel_ratio"]
     for name in exercises_of("00"):
-        assert evaluate(name, reference_solution(name)).passed, name
+        assert feedback(name, reference_solution(name)).passed, name
     assert reference_solution("00.horse_label") == SHARED_CLASSES.index("horse")
 
 
@@ -24,9 +24,9 @@ def test_reference_answers_pass_and_agree_with_the_data_layer():
     ("00.pixel_ratio", 9.5, "whole number"),
 ])
 def test_typical_mistakes_get_a_hint(name, wrong, hint):
-    feedback = evaluate(name, wrong)
-    assert feedback.status == "wrong" and hint in feedback.message, feedback.message
+    result = feedback(name, wrong)
+    assert result.status == "wrong" and hint in result.message, result.message
 
 
 def test_unanswered_is_not_done_yet():
-    assert evaluate("00.pixel_ratio", None).status == "todo"
+    assert feedback("00.pixel_ratio", None).status == "todo"

@@ -5,12 +5,8 @@ import numpy as np
 import pytest
 
 from tlcnn_helpers.errors import ModelInputError, TLCNNError
-from tlcnn_helpers.models import (
-    compile_for_classification,
-    fast_cifar_cnn,
-    one_hot,
-    paper_cifar_cnn,
-)
+from tlcnn_helpers.models import compile_for_classification, fast_cifar_cnn, paper_cnn
+from tlcnn_helpers.pipelines import to_one_hot
 
 
 def layer_kinds(model):
@@ -18,7 +14,7 @@ def layer_kinds(model):
 
 
 def test_paper_model_is_four_conv_pool_batchnorm_blocks_then_dense_head():
-    model = paper_cifar_cnn()
+    model = paper_cnn()
     kinds = layer_kinds(model)
     assert kinds == (["InputLayer", "Rescaling"]
                      + ["Conv2D", "MaxPooling2D", "BatchNormalization"] * 4
@@ -33,12 +29,12 @@ def test_paper_model_is_four_conv_pool_batchnorm_blocks_then_dense_head():
 
 
 def test_paper_model_is_compiled_with_categorical_loss_and_accuracy():
-    model = paper_cifar_cnn(num_classes=4)
+    model = paper_cnn(num_classes=4)
     assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
     metric_names = [m.name for m in model.metrics]
     assert "compile_metrics" in metric_names or "accuracy" in metric_names
     x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("uint8")
-    y = one_hot(np.arange(8) % 4, 4)
+    y = to_one_hot(np.arange(8) % 4, 4)
     logs = model.train_on_batch(x, y, return_dict=True)
     assert set(logs) >= {"loss", "accuracy"}
     probabilities = model.predict(x, verbose=0)
@@ -58,23 +54,23 @@ def test_fast_model_takes_larger_images_thanks_to_global_pooling():
 
 
 def test_fast_model_has_fewer_weights_than_the_paper_model():
-    assert fast_cifar_cnn().count_params() < paper_cifar_cnn().count_params()
+    assert fast_cifar_cnn().count_params() < paper_cnn().count_params()
 
 
 @pytest.mark.parametrize("shape", [(32, 32), (32, 32, 1), (8, 8, 3)])
 def test_impossible_input_shapes_are_refused_clearly(shape):
     with pytest.raises(ModelInputError, match="input_shape"):
-        paper_cifar_cnn(shape)
+        paper_cnn(shape)
 
 
 @pytest.mark.parametrize("labels", [np.array([0, 3]), np.array([-1, 0]), np.array([[0, 1]])])
 def test_one_hot_refuses_labels_outside_the_classes(labels):
     with pytest.raises(ModelInputError, match="labels"):
-        one_hot(labels, 3)
+        to_one_hot(labels, 3)
 
 
 def test_one_hot_rows():
-    np.testing.assert_array_equal(one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+    np.testing.assert_array_equal(to_one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
 
 
 def test_label_smoothing_reaches_the_loss():
@@ -84,18 +80,17 @@ def test_label_smoothing_reaches_the_loss():
 
 
 def test_notebook_03_exercises_accept_the_reference_and_explain_typical_mistakes():
-    from tlcnn_helpers import cifar_exercises  # noqa: F401  (registers the exercises)
-    from tlcnn_helpers.exercises import evaluate, exercises_of, reference_solution
+    from tlcnn_helpers.exercises import exercises_of, feedback, reference_solution
 
     names = exercises_of("03")
     assert names == ["03.first_conv_params", "03.flatten_size_96", "03.per_class_accuracy"]
     for name in names:
-        assert evaluate(name, reference_solution(name)).status == "correct", name
-        assert evaluate(name, None).status == "todo"
-    assert paper_cifar_cnn().get_layer("conv1").count_params() == reference_solution(names[0])
-    assert paper_cifar_cnn((96, 96, 3)).get_layer("flatten").output.shape[-1] == 9216
-    assert "bias" in evaluate("03.first_conv_params", 864).message
-    assert "32x32 case" in evaluate("03.flatten_size_96", 1024).message
+        assert feedback(name, reference_solution(name)).status == "correct", name
+        assert feedback(name, None).status == "todo"
+    assert paper_cnn().get_layer("conv1").count_params() == reference_solution(names[0])
+    assert paper_cnn((96, 96, 3)).get_layer("flatten").output.shape[-1] == 9216
+    assert "bias" in feedback("03.first_conv_params", 864).message
+    assert "32x32 case" in feedback("03.flatten_size_96", 1024).message
 
     def precision_instead(y_true, y_pred, num_classes):
         hits = np.bincount(y_pred[y_true == y_pred], minlength=num_classes)
@@ -106,6 +101,6 @@ def test_notebook_03_exercises_accept_the_reference_and_explain_typical_mistakes
         with np.errstate(invalid="ignore", divide="ignore"):
             return hits / np.bincount(y_true, minlength=num_classes)
 
-    assert "precision" in evaluate("03.per_class_accuracy", precision_instead).message
-    assert "division by zero" in evaluate("03.per_class_accuracy", divides_by_zero).message
-    assert evaluate("03.per_class_accuracy", lambda *a: None).status == "todo"
+    assert "precision" in feedback("03.per_class_accuracy", precision_instead).message
+    assert "division by zero" in feedback("03.per_class_accuracy", divides_by_zero).message
+    assert feedback("03.per_class_accuracy", lambda *a: None).status == "todo"

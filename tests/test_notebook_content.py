@@ -17,7 +17,7 @@ from course_notebooks import SETUP_MARK, course_notebooks, read_notebook
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from tlcnn_helpers.notebook import colab_badge_markdown, colab_badge_url, setup_cell_source
-from tlcnn_helpers.profiles import PROFILES
+from tlcnn_helpers.settings import PROFILES
 
 NOTEBOOKS = course_notebooks()
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlcnn_helpers import ops
+from tlcnn_helpers import convolution, pooling
 from tlcnn_helpers.errors import ModelInputError, TLCNNError
 
 TOLERANCE = 1e-4
@@ -35,7 +35,7 @@ def random_conv_configs(count: int, seed: int = 0):
             h=int(rng.integers(k[0], 16)), w=int(rng.integers(k[1], 16)),
             c=int(rng.integers(1, 5)), f=int(rng.integers(1, 6)), k=k,
             s=tuple(int(v) for v in rng.integers(1, 4, size=2)),
-            padding=str(rng.choice(ops.PADDINGS)), bias=bool(rng.integers(0, 2))))
+            padding=str(rng.choice(convolution.PADDINGS)), bias=bool(rng.integers(0, 2))))
     return configs
 
 
@@ -56,14 +56,14 @@ def test_conv2d_matches_keras_conv2d(cfg):
     layer.set_weights(weights)
     expected = keras.ops.convert_to_numpy(layer(x))
 
-    got = ops.conv2d(x, kernel, bias=weights[1] if cfg["bias"] else None, stride=cfg["s"],
+    got = convolution.conv2d(x, kernel, bias=weights[1] if cfg["bias"] else None, stride=cfg["s"],
                      padding=cfg["padding"])
 
     assert got.shape == expected.shape
     assert np.max(np.abs(got - expected)) < TOLERANCE
     # The output-size formula agrees with Keras' shape too.
     assert expected.shape[1:3] == tuple(
-        ops.conv_output_size(n, k, s, cfg["padding"])
+        convolution.conv_output_size(n, k, s, cfg["padding"])
         for n, k, s in zip((cfg["h"], cfg["w"]), cfg["k"], cfg["s"], strict=True))
 
 
@@ -78,8 +78,8 @@ def test_same_padding_puts_the_extra_row_at_the_bottom():
     # 7 rows, kernel 4, stride 1: three rows of padding, one above and two below.
     image = np.zeros((7, 7))
     image[0, :] = 1.0  # only the top row is bright
-    out = ops.conv2d(image, np.ones((4, 1)), padding="same")
-    assert ops.same_padding(7, 4) == (1, 2)
+    out = convolution.conv2d(image, np.ones((4, 1)), padding="same")
+    assert convolution.same_padding(7, 4) == (1, 2)
     # The first output row's window covers padding row + image rows 0..2, so it sees the top row.
     assert out[0, 0] == 1.0 and out[1, 0] == 1.0 and out[2, 0] == 0.0
 
@@ -88,20 +88,20 @@ def test_loops_version_agrees_with_the_vectorised_one():
     rng = np.random.default_rng(3)
     image, kernel = rng.random((9, 8)), rng.normal(size=(3, 2))
     for stride in (1, 2, 3):
-        np.testing.assert_allclose(ops.correlate2d_loops(image, kernel, stride),
-                                   ops.conv2d(image, kernel, stride=stride), atol=1e-10)
+        np.testing.assert_allclose(convolution.correlate2d_loops(image, kernel, stride),
+                                   convolution.conv2d(image, kernel, stride=stride), atol=1e-10)
 
 
 def test_conv2d_is_cross_correlation_not_flipped_convolution():
     image = np.zeros((5, 5))
     image[2, 2] = 1.0  # an impulse copies the kernel, mirrored, into the output
     kernel = np.arange(9.0).reshape(3, 3)
-    out = ops.conv2d(image, kernel, padding="same")
+    out = convolution.conv2d(image, kernel, padding="same")
     np.testing.assert_array_equal(out[1:4, 1:4], kernel[::-1, ::-1])
 
 
 def test_gray_image_with_several_filters_gives_one_map_per_filter():
-    out = ops.conv2d(np.ones((6, 6)), np.ones((3, 3, 1, 4)), bias=np.arange(4.0))
+    out = convolution.conv2d(np.ones((6, 6)), np.ones((3, 3, 1, 4)), bias=np.arange(4.0))
     assert out.shape == (4, 4, 4)
     np.testing.assert_array_equal(out[0, 0], 9.0 + np.arange(4.0))
 
@@ -110,7 +110,7 @@ POOL_CONFIGS = [
     dict(pool=p, strides=s, padding=pad, h=h, w=w)
     for (p, s), pad, (h, w) in itertools.product(
         [(2, None), (2, 1), (3, 2), (4, None), (4, 2), ((2, 3), (1, 2))],
-        ops.PADDINGS, [(8, 8), (9, 7)])
+        convolution.PADDINGS, [(8, 8), (9, 7)])
 ]
 
 
@@ -124,7 +124,7 @@ def test_pooling_matches_keras(mode, layer_class):
         x = rng.normal(size=(2, cfg["h"], cfg["w"], 3)).astype(np.float32)
         layer = layer_class(pool_size=cfg["pool"], strides=cfg["strides"], padding=cfg["padding"])
         expected = keras.ops.convert_to_numpy(layer(x))
-        got = ops.pool2d(x, cfg["pool"], cfg["strides"], cfg["padding"], mode=mode)
+        got = pooling.pool2d(x, cfg["pool"], cfg["strides"], cfg["padding"], mode=mode)
         assert got.shape == expected.shape, cfg
         worst = max(worst, float(np.max(np.abs(got - expected))))
     assert worst < TOLERANCE
@@ -137,7 +137,7 @@ def test_global_pooling_matches_keras_for_any_image_size(mode, layer_class):
     for size in (5, 12, 33):
         x = rng.normal(size=(2, size, size, 4)).astype(np.float32)
         expected = keras.ops.convert_to_numpy(layer_class()(x))
-        got = ops.global_pool(x, mode)
+        got = pooling.global_pool(x, mode)
         assert got.shape == (2, 4)
         np.testing.assert_allclose(got, expected, atol=TOLERANCE)
 
@@ -150,9 +150,9 @@ def test_param_counts_match_keras_count_params():
     dense(keras.layers.Flatten()(inputs))
     no_bias = keras.layers.Conv2D(8, (5, 3), use_bias=False)
     no_bias(inputs)
-    assert ops.conv_param_count(3, 3, 32) == conv.count_params() == 896
-    assert ops.dense_param_count(32 * 32 * 3, 32) == dense.count_params() == 98336
-    assert ops.conv_param_count((5, 3), 3, 8, use_bias=False) == no_bias.count_params()
+    assert convolution.conv_param_count(3, 3, 32) == conv.count_params() == 896
+    assert convolution.dense_param_count(32 * 32 * 3, 32) == dense.count_params() == 98336
+    assert convolution.conv_param_count((5, 3), 3, 8, use_bias=False) == no_bias.count_params()
 
 
 def test_receptive_field_growth_of_a_keras_model():
@@ -166,7 +166,7 @@ def test_receptive_field_growth_of_a_keras_model():
         keras.layers.GlobalAveragePooling2D(),
         keras.layers.Dense(3),
     ])
-    rows = ops.receptive_field_growth(model)
+    rows = convolution.receptive_field_growth(model)
     assert [(r.kernel, r.stride) for r in rows] == [(3, 1), (3, 1), (2, 2), (5, 2)]
     assert [r.size for r in rows] == [3, 5, 6, 14]
     assert [r.jump for r in rows] == [1, 1, 2, 4]
@@ -179,8 +179,8 @@ def test_receptive_field_walks_into_nested_models_and_stops_at_flatten():
                               keras.layers.AveragePooling2D(2, name="pool"),
                               keras.layers.Flatten(), keras.layers.Dense(2),
                               keras.layers.Reshape((1, 1, 2)), keras.layers.Conv2D(1, 1)])
-    assert ops.spatial_layers(model) == [("inner_a", 3, 1), ("inner_b", 3, 2), ("pool", 2, 2)]
-    assert ops.receptive_field_growth(model)[-1].size == 7  # 3, 5, then 5 + 1 * 2
+    assert convolution.spatial_layers(model) == [("inner_a", 3, 1), ("inner_b", 3, 2), ("pool", 2, 2)]
+    assert convolution.receptive_field_growth(model)[-1].size == 7  # 3, 5, then 5 + 1 * 2
 
 
 def test_receptive_field_is_what_the_network_actually_sees():
@@ -191,7 +191,7 @@ def test_receptive_field_is_what_the_network_actually_sees():
         keras.layers.MaxPooling2D(2),
         keras.layers.Conv2D(1, 3),
     ])  # field: 3 -> 4 -> 8; output 7x7, whose cell (1, 1) sees input rows/cols 2..9
-    size = ops.receptive_field_growth(model)[-1].size
+    size = convolution.receptive_field_growth(model)[-1].size
     assert size == 8
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1, 21, 21, 1)).astype(np.float32)
@@ -211,19 +211,19 @@ def test_receptive_field_is_what_the_network_actually_sees():
 
 def test_shift_image_and_relative_change():
     image = np.arange(25.0).reshape(5, 5)
-    shifted = ops.shift_image(image, 1, -2)
+    shifted = pooling.shift_image(image, 1, -2)
     assert shifted.shape == image.shape
     assert shifted[1, 0] == image[0, 2] and shifted[0, 0] == image[0, 2]  # edge repeated
-    np.testing.assert_array_equal(ops.shift_image(image, 0, 0), image)
-    assert ops.relative_change(image, image) == 0.0
-    assert ops.relative_change(image, 2 * image) == pytest.approx(1.0)
+    np.testing.assert_array_equal(pooling.shift_image(image, 0, 0), image)
+    assert pooling.relative_change(image, image) == 0.0
+    assert pooling.relative_change(image, 2 * image) == pytest.approx(1.0)
 
 
 def test_pooling_makes_feature_maps_less_sensitive_to_small_shifts():
     rng = np.random.default_rng(5)
     # blocky random images: edges everywhere, like a textured photo
     images = [np.kron(rng.random((8, 8)), np.ones((4, 4))) for _ in range(3)]
-    result = ops.shift_sensitivity(images, shifts=(0, 1, 2), pool_sizes=(2, 4))
+    result = pooling.shift_sensitivity(images, shifts=(0, 1, 2), pool_sizes=(2, 4))
     assert list(result) == ["no pooling", "max pool 2x2", "max pool 4x4", "global max pool"]
     assert all(values[0] == 0.0 for values in result.values())  # no shift, no change
     no_pool, pool4, global_max = result["no pooling"], result["max pool 4x4"], result["global max pool"]
@@ -235,19 +235,19 @@ def test_pooling_makes_feature_maps_less_sensitive_to_small_shifts():
 def test_to_grayscale_handles_uint8_rgb_and_float():
     rgb = np.zeros((2, 2, 3), dtype=np.uint8)
     rgb[..., 1] = 255
-    assert ops.to_grayscale(rgb)[0, 0] == pytest.approx(0.587)
-    assert ops.to_grayscale(np.full((2, 2), 0.5)).dtype == np.float32
+    assert convolution.to_grayscale(rgb)[0, 0] == pytest.approx(0.587)
+    assert convolution.to_grayscale(np.full((2, 2), 0.5)).dtype == np.float32
 
 
 @pytest.mark.parametrize("call,words", [
-    (lambda: ops.conv2d(np.ones((5, 5, 3)), np.ones((3, 3, 2, 1))), "input channels"),
-    (lambda: ops.conv2d(np.ones((5, 5)), np.ones((3, 3)), padding="full"), "padding='full'"),
-    (lambda: ops.conv2d(np.ones((5, 5)), np.ones((3, 3)), stride=0), "stride=0"),
-    (lambda: ops.conv2d(np.ones((2, 2)), np.ones((3, 3))), "does not fit"),
-    (lambda: ops.conv2d(np.ones(5), np.ones((3, 3))), "x has shape"),
-    (lambda: ops.pool2d(np.ones((4, 4)), 2, mode="median"), "mode='median'"),
-    (lambda: ops.global_pool(np.ones((4, 4))), "(H, W, C)"),
-    (lambda: ops.relative_change(np.ones(2), np.ones(3)), "cannot compare"),
+    (lambda: convolution.conv2d(np.ones((5, 5, 3)), np.ones((3, 3, 2, 1))), "input channels"),
+    (lambda: convolution.conv2d(np.ones((5, 5)), np.ones((3, 3)), padding="full"), "padding='full'"),
+    (lambda: convolution.conv2d(np.ones((5, 5)), np.ones((3, 3)), stride=0), "stride=0"),
+    (lambda: convolution.conv2d(np.ones((2, 2)), np.ones((3, 3))), "does not fit"),
+    (lambda: convolution.conv2d(np.ones(5), np.ones((3, 3))), "x has shape"),
+    (lambda: pooling.pool2d(np.ones((4, 4)), 2, mode="median"), "mode='median'"),
+    (lambda: pooling.global_pool(np.ones((4, 4))), "(H, W, C)"),
+    (lambda: pooling.relative_change(np.ones(2), np.ones(3)), "cannot compare"),
 ])
 def test_bad_arguments_raise_clear_course_errors(call, words):
     with pytest.raises(ModelInputError) as err:

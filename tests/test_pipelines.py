@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from tlcnn_helpers.data import train_val_split
 from tlcnn_helpers.errors import DataError, ModelInputError, TLCNNError
-from tlcnn_helpers.pipelines import augmentation_layers, make_dataset, train_val_split
+from tlcnn_helpers.pipelines import augmentation_layers, make_dataset
 
 
 def coloured_images(count, num_classes=3, size=16):

@@ -5,7 +5,7 @@ import pytest
 from course_notebooks import course_notebooks
 
 from tlcnn_helpers.errors import ProfileError, TLCNNError
-from tlcnn_helpers.profiles import PROFILES, get_profile, resolve_profile
+from tlcnn_helpers.settings import PROFILES, get_profile, resolve_profile
 
 
 def test_three_profiles_with_their_data_sources():

@@ -13,9 +13,11 @@ import pytest
 
 from tlcnn_helpers.cli import main
 from tlcnn_helpers.data import load_dataset
-from tlcnn_helpers.models import paper_cifar_cnn
-from tlcnn_helpers.profiles import get_profile
-from tlcnn_helpers.training import BACKUP_SUBFOLDER, evaluate, load_model
+from tlcnn_helpers.evaluation import evaluate
+from tlcnn_helpers.files import load_model
+from tlcnn_helpers.models import paper_cnn
+from tlcnn_helpers.settings import get_profile
+from tlcnn_helpers.training import BACKUP_SUBFOLDER
 
 REPO = Path(__file__).resolve().parent.parent
 REPORT_KEYS = {"test_accuracy", "test_loss", "epochs", "train_seconds", "images_per_second",
@@ -77,7 +79,7 @@ def test_no_download_never_replaces_a_damaged_archive(tmp_path, capsys):
 @pytest.mark.slow
 def test_images_that_do_not_fit_the_model_point_to_the_transfer_notebook(tmp_path, capsys):
     cifar_model = tmp_path / "cifar.keras"
-    paper_cifar_cnn(dense_units=8, compile=False).save(cifar_model)
+    paper_cnn(dense_units=8, compile=False).save(cifar_model)
     code = main(["train", "stl10", "--profile", "smoke", "--from-model", str(cifar_model),
                  "--out", str(tmp_path / "m.keras"), "--report", str(tmp_path / "r.json")])
     assert code == 2

@@ -9,27 +9,22 @@ import numpy as np
 import pytest
 
 from tlcnn_helpers.errors import ModelInputError, TLCNNError
-from tlcnn_helpers.models import paper_cifar_cnn
+from tlcnn_helpers.evaluation import check_images, evaluate
+from tlcnn_helpers.files import load_model, save_model, write_json
+from tlcnn_helpers.models import paper_cnn
 from tlcnn_helpers.pipelines import make_dataset
-from tlcnn_helpers.profiles import get_profile
+from tlcnn_helpers.settings import get_profile
 from tlcnn_helpers.training import (
     TrainingResult,
     WarmupCosineWithinBudget,
-    check_images_fit,
-    evaluate,
     fit,
     get_recipe,
     learning_rate_schedule,
-    load_model,
     paper_recipe,
-    plot_confusion_matrix,
-    plot_learning_curves,
-    plot_per_class_accuracy,
-    save_json,
-    save_model,
     train_recipe,
     training_report,
 )
+from tlcnn_helpers.viz import plot_confusion_matrix, plot_learning_curves, plot_per_class_accuracy
 
 TINY_FAST = {"widths": (8, 16), "residual_stages": (2,)}
 
@@ -101,7 +96,7 @@ def test_time_budget_stops_training_before_it_overruns():
         def on_epoch_end(self, epoch, logs=None):
             time.sleep(0.4)
 
-    model = paper_cifar_cnn(num_classes=3, dense_units=8, filters=(4, 4, 4, 4))
+    model = paper_cnn(num_classes=3, dense_units=8, filters=(4, 4, 4, 4))
     model.fit(ds, epochs=1, verbose=0, shuffle=False)  # trace first, so the budget measures epochs only
     result = fit(model, ds, epochs=50, images_per_epoch=16, time_budget_seconds=2.0,
                  verbose=False, callbacks=[SlowEpochs()])
@@ -113,7 +108,7 @@ def test_time_budget_stops_training_before_it_overruns():
 
 def test_evaluate_matches_keras_on_the_same_images():
     x, y = tiny_data(count=30)
-    model = paper_cifar_cnn(num_classes=3, dense_units=8)
+    model = paper_cnn(num_classes=3, dense_units=8)
     ours = evaluate(model, x, y)
     keras_loss, keras_acc = model.evaluate(x, keras.utils.to_categorical(y, 3), verbose=0)
     assert ours["test_accuracy"] == pytest.approx(keras_acc, abs=1e-6)
@@ -121,9 +116,9 @@ def test_evaluate_matches_keras_on_the_same_images():
 
 
 def test_images_of_another_size_point_to_the_transfer_notebook():
-    model = paper_cifar_cnn()
+    model = paper_cnn()
     with pytest.raises(ModelInputError, match="05_transfer"):
-        check_images_fit(model, np.zeros((2, 96, 96, 3)), "stl10")
+        check_images(model, np.zeros((2, 96, 96, 3)), "stl10")
     with pytest.raises(ModelInputError, match="96x96x3"):
         evaluate(model, np.zeros((2, 96, 96, 3), "uint8"), np.zeros(2, int))
 
@@ -150,7 +145,7 @@ def test_a_missing_or_damaged_model_file_is_named_and_kept(tmp_path):
         load_model(damaged)
     assert damaged.read_bytes() == b"not a zip archive"
     with pytest.raises(TLCNNError, match=r"\.keras"):
-        save_model(paper_cifar_cnn(), tmp_path / "model.h5")
+        save_model(paper_cnn(), tmp_path / "model.h5")
 
 
 def test_report_has_the_documented_keys_and_is_json(tmp_path):
@@ -160,7 +155,7 @@ def test_report_has_the_documented_keys_and_is_json(tmp_path):
                              recipe=paper_recipe(1), profile="smoke", data_source="synthetic")
     assert {"test_accuracy", "test_loss", "epochs", "train_seconds", "images_per_second",
             "recipe", "profile", "data_source", "history"} <= set(report)
-    path = save_json(report, tmp_path / "sub" / "report.json")
+    path = write_json(report, tmp_path / "sub" / "report.json")
     assert json.loads(path.read_text())["history"][0]["val_accuracy"] == 0.5
 
 
@@ -175,7 +170,7 @@ def test_a_time_budget_squeezes_the_whole_cosine_schedule_into_it():
             rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
             time.sleep(0.05)
 
-    model = paper_cifar_cnn(num_classes=3, dense_units=8, filters=(4, 4, 4, 4))
+    model = paper_cnn(num_classes=3, dense_units=8, filters=(4, 4, 4, 4))
     model.fit(ds, epochs=1, verbose=0, shuffle=False)  # trace first: the budget is for training
     schedule = WarmupCosineWithinBudget(0.01, total_steps=500 * 4, warmup_fraction=0.2,
                                         budget_seconds=2.0, verbose=False)

@@ -8,17 +8,15 @@ import keras
 import numpy as np
 import pytest
 
-from tlcnn_helpers import transfer
+from tlcnn_helpers import evaluation, pretrained, transfer
 from tlcnn_helpers.errors import ModelInputError, TLCNNError
-from tlcnn_helpers.models import fast_cifar_cnn, paper_cifar_cnn
+from tlcnn_helpers.evaluation import check_images, minimum_input_size
+from tlcnn_helpers.models import fast_cifar_cnn, paper_cnn
+from tlcnn_helpers.pretrained import pretrained_application
+from tlcnn_helpers.training import fine_tune, fit_head
 from tlcnn_helpers.transfer import (
-    check_images,
-    fine_tune,
-    fit_head,
     fold_flatten_kernel,
     make_size_agnostic,
-    minimum_input_size,
-    pretrained_application,
     recalibrate_batchnorm,
     resolution_sweep,
     with_input_shape,
@@ -48,7 +46,7 @@ def trained_like(model):
 
 def weights_by_layer(model) -> dict[str, list[np.ndarray]]:
     return {path: [w.numpy() for w in layer.weights]
-            for path, layer in transfer._walk_layers(model) if layer.weights}
+            for path, layer in evaluation.walk_layers(model) if layer.weights}
 
 
 def assert_copied_exactly(old, new, names):
@@ -84,7 +82,7 @@ def test_sequential_keeps_every_weight_whose_shape_fits():
 
 
 def test_paper_model_moves_to_96_with_everything_but_the_flatten_dense():
-    old = trained_like(paper_cifar_cnn())
+    old = trained_like(paper_cnn())
     new, report = with_input_shape(old, (96, 96, 3))
     assert report.reinitialised == ["hidden"]
     assert report.copied == ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "conv4", "bn4",
@@ -118,7 +116,7 @@ def test_nested_model_vgg16_base_inside_sequential():
 def test_keras_applications_resnet50_and_mobilenetv2():
     resnet = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
     moved, report = with_input_shape(resnet, (64, 64, 3))
-    with_weights = [p for p, layer in transfer._walk_layers(resnet) if layer.weights]
+    with_weights = [p for p, layer in evaluation.walk_layers(resnet) if layer.weights]
     assert sorted(report.copied) == sorted(p.split("/")[-1] for p in with_weights)
     assert not report.reinitialised
     assert_copied_exactly(resnet, moved, with_weights)
@@ -161,7 +159,7 @@ def test_fold_matches_flatten_dense_on_constant_maps():
 
 
 def test_size_agnostic_paper_model_runs_on_any_size_and_folds_the_head():
-    old = trained_like(paper_cifar_cnn())
+    old = trained_like(paper_cnn())
     agnostic, report = make_size_agnostic(old)
     assert agnostic.input_shape == (None, None, None, 3)
     assert report.folded == ["hidden"] and not report.reinitialised
@@ -189,7 +187,7 @@ def test_head_kept_when_the_map_was_one_pixel():
 
 
 def test_refit_trains_only_the_head():
-    old = paper_cifar_cnn(filters=(4, 4, 8, 8), dense_units=8)
+    old = paper_cnn(filters=(4, 4, 8, 8), dense_units=8)
     x, y = images(36, 32), np.arange(36) % 9
     agnostic, report = make_size_agnostic(old, refit_on=(x, y), refit_epochs=1, batch_size=12)
     assert "re-fitted" in report.notes[-1]
@@ -201,7 +199,7 @@ def test_refit_trains_only_the_head():
 
 @pytest.mark.slow
 def test_fine_tune_freezes_then_unfreezes_and_keeps_batchnorm_statistics():
-    model, _ = make_size_agnostic(trained_like(paper_cifar_cnn(filters=(4, 4, 8, 8),
+    model, _ = make_size_agnostic(trained_like(paper_cnn(filters=(4, 4, 8, 8),
                                                                dense_units=8)))
     x, y = images(18, 48), np.arange(18) % 9
     conv_before = model.get_layer("conv1").kernel.numpy().copy()
@@ -215,7 +213,7 @@ def test_fine_tune_freezes_then_unfreezes_and_keeps_batchnorm_statistics():
 
 # ---------------------------------------------------------------------------- BatchNorm
 def test_recalibration_sets_exact_statistics_of_the_new_images():
-    old = trained_like(paper_cifar_cnn(filters=(4, 8, 8, 8), dense_units=8))
+    old = trained_like(paper_cnn(filters=(4, 8, 8, 8), dense_units=8))
     model, _ = make_size_agnostic(old)
     x = images(20, 64)
     result = recalibrate_batchnorm(model, x, batch_size=8)
@@ -239,12 +237,12 @@ def test_recalibration_needs_batchnorm_and_images():
     with pytest.raises(ModelInputError, match="no BatchNormalization"):
         recalibrate_batchnorm(no_bn, images(2, 8))
     with pytest.raises(ModelInputError, match="empty"):
-        recalibrate_batchnorm(paper_cifar_cnn(), np.zeros((0, 32, 32, 3)))
+        recalibrate_batchnorm(paper_cnn(), np.zeros((0, 32, 32, 3)))
 
 
 # ---------------------------------------------------------------------------- baselines
 def test_resize_baseline_shares_weights_and_resizes():
-    model = paper_cifar_cnn(filters=(4, 4, 8, 8), dense_units=8)
+    model = paper_cnn(filters=(4, 4, 8, 8), dense_units=8)
     wrapped = with_resizing(model, (96, 96, 3))
     x = images(2, 96)
     resized = keras.layers.Resizing(32, 32, antialias=True)(x)
@@ -254,23 +252,23 @@ def test_resize_baseline_shares_weights_and_resizes():
 
 
 def test_resolution_sweep_matches_direct_accuracy_and_leaves_model_alone():
-    model, _ = make_size_agnostic(trained_like(paper_cifar_cnn(filters=(4, 4, 8, 8),
+    model, _ = make_size_agnostic(trained_like(paper_cnn(filters=(4, 4, 8, 8),
                                                                dense_units=8)))
     x, y = images(18, 32), np.arange(18) % 9
     stats = model.get_layer("bn3").moving_mean.numpy().copy()
     rows = resolution_sweep(model, x, y, [32, 48], recalibration_images=images(16, 32))
     assert [r.size for r in rows] == [32, 48]
-    assert rows[0].accuracy == transfer.accuracy(model, x, y)
+    assert rows[0].accuracy == evaluation.accuracy(model, x, y)
     assert all(0 <= r.recalibrated_accuracy <= 1 for r in rows)
     assert np.array_equal(model.get_layer("bn3").moving_mean.numpy(), stats)
     with pytest.raises(ModelInputError, match="make_size_agnostic"):
-        resolution_sweep(paper_cifar_cnn(), x, y, [32])
+        resolution_sweep(paper_cnn(), x, y, [32])
 
 
 # ---------------------------------------------------------------------------- bad input
 def test_too_small_names_the_layer_and_the_smallest_size():
     with pytest.raises(ModelInputError) as info:
-        with_input_shape(paper_cifar_cnn(), (8, 8, 3))
+        with_input_shape(paper_cnn(), (8, 8, 3))
     message = str(info.value)
     assert "'pool4'" in message and "MaxPooling2D" in message and "16x16" in message
     assert "input_shape=(16, 16, 3)" in message
@@ -278,7 +276,7 @@ def test_too_small_names_the_layer_and_the_smallest_size():
     assert minimum_input_size(vgg) == (32, 32)
     with pytest.raises(ModelInputError, match=r"'block5_pool'.*32x32"):
         with_input_shape(vgg, (20, 40, 3))
-    agnostic, _ = make_size_agnostic(paper_cifar_cnn())
+    agnostic, _ = make_size_agnostic(paper_cnn())
     with pytest.raises(ModelInputError, match=r"too small.*16x16"):
         check_images(agnostic, images(1, 12))
     fast = fast_cifar_cnn()
@@ -288,8 +286,8 @@ def test_too_small_names_the_layer_and_the_smallest_size():
 
 def test_grayscale_into_rgb_names_the_fix():
     with pytest.raises(ModelInputError, match="grayscale_to_rgb"):
-        with_input_shape(paper_cifar_cnn(), (96, 96, 1))
-    agnostic, _ = make_size_agnostic(paper_cifar_cnn())
+        with_input_shape(paper_cnn(), (96, 96, 1))
+    agnostic, _ = make_size_agnostic(paper_cnn())
     with pytest.raises(ModelInputError, match="grayscale_to_rgb"):
         check_images(agnostic, images(2, 32, channels=1))
     with pytest.raises(ModelInputError, match=r"channel axis.*np.repeat"):
@@ -321,18 +319,18 @@ def test_models_that_are_not_image_models_are_refused():
 @pytest.mark.parametrize("shape", [(96, 96, 3, 1), (0, 96, 3), ("a", 96, 3), 96])
 def test_malformed_input_shapes(shape):
     with pytest.raises(ModelInputError, match="not \\(height, width, channels\\)"):
-        with_input_shape(paper_cifar_cnn(), shape)
+        with_input_shape(paper_cnn(), shape)
 
 
 def test_fixed_size_model_refuses_other_sizes_with_the_fixes():
     with pytest.raises(ModelInputError, match=r"with_input_shape.*make_size_agnostic"):
-        transfer.accuracy(paper_cifar_cnn(), images(2, 96), np.zeros(2, "int64"))
+        evaluation.accuracy(paper_cnn(), images(2, 96), np.zeros(2, "int64"))
     with pytest.raises(ModelInputError, match="one integer per image"):
-        transfer.accuracy(paper_cifar_cnn(), images(2, 32), np.zeros(3, "int64"))
+        evaluation.accuracy(paper_cnn(), images(2, 32), np.zeros(3, "int64"))
     with pytest.raises(ModelInputError, match="needs no resizing"):
-        with_resizing(make_size_agnostic(paper_cifar_cnn())[0], (96, 96, 3))
+        with_resizing(make_size_agnostic(paper_cnn())[0], (96, 96, 3))
     with pytest.raises(ModelInputError, match="Flatten needs a fixed image size"):
-        with_input_shape(paper_cifar_cnn(), (None, None, 3))
+        with_input_shape(paper_cnn(), (None, None, 3))
 
 
 def test_errors_are_course_errors():
@@ -363,17 +361,17 @@ def test_pretrained_does_not_hang_when_the_host_never_answers(monkeypatch, tmp_p
 
     monkeypatch.setattr(transfer.socket, "create_connection", hangs)
     start = time.perf_counter()
-    assert transfer._reachable("weights.example", timeout=0.5) is False
+    assert pretrained._reachable("weights.example", timeout=0.5) is False
     assert time.perf_counter() - start < 5
 
 
 def test_pretrained_uses_the_cache_file_name_keras_uses(monkeypatch, tmp_path):
-    assert transfer._weights_file("MobileNetV2", 0.35, 96) == (
+    assert pretrained._weights_file("MobileNetV2", 0.35, 96) == (
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5")
-    assert transfer._weights_file("VGG16", 1.0, 96) == (
+    assert pretrained._weights_file("VGG16", 1.0, 96) == (
         "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    assert transfer.keras_cache_dir() == tmp_path / "models"
+    assert pretrained.keras_cache_dir() == tmp_path / "models"
     with pytest.raises(ModelInputError, match="one of VGG16"):
         pretrained_application("AlexNet")
     with pytest.raises(ModelInputError, match="at least 32x32"):
@@ -396,11 +394,11 @@ def test_fit_head_needs_a_pooling_layer_at_top_level():
     ("05.fold_kernel", lambda k, h, w, c: k[:c], "wrong"),
 ])
 def test_notebook_05_exercises_name_the_mistake(name, answer, words):
-    from tlcnn_helpers.exercises import evaluate, reference_solution
+    from tlcnn_helpers.exercises import feedback, reference_solution
 
-    assert evaluate(name, reference_solution(name)).passed
-    feedback = evaluate(name, answer)
-    assert feedback.status == "wrong" and words in feedback.message
+    assert feedback(name, reference_solution(name)).passed
+    result = feedback(name, answer)
+    assert result.status == "wrong" and words in result.message
 
 
 def test_exercise_reference_fold_matches_the_helper():
@@ -413,7 +411,7 @@ def test_exercise_reference_fold_matches_the_helper():
 
 def test_failed_attempt_leaves_the_model_usable():
     """Notebook 05's attempt (b) calls the layers on a 96x96 input; the helpers still work."""
-    old = paper_cifar_cnn(filters=(4, 4, 8, 8), dense_units=8)
+    old = paper_cnn(filters=(4, 4, 8, 8), dense_units=8)
     x = keras.Input((96, 96, 3))
     with pytest.raises(ValueError, match="hidden"):
         for layer in old.layers[1:]:

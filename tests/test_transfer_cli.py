@@ -9,12 +9,12 @@ import pytest
 from tlcnn_helpers.cli import main
 from tlcnn_helpers.commands.transfer import parse_input_shape
 from tlcnn_helpers.errors import CourseError
-from tlcnn_helpers.models import paper_cifar_cnn
+from tlcnn_helpers.models import paper_cnn
 
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    model = paper_cifar_cnn(filters=(4, 4, 8, 8), dense_units=8)
+    model = paper_cnn(filters=(4, 4, 8, 8), dense_units=8)
     model.get_layer("bn2").moving_mean.assign(np.arange(4, dtype="float32"))
     path = tmp_path_factory.mktemp("models") / "small.keras"
     model.save(path)

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlcnn_helpers import sessions, tuning
+from tlcnn_helpers import distributed, errors, files, memory, tuning, viz
 from tlcnn_helpers.errors import TLCNNError
 
 SMALL = tuning.SEARCH_SPACES["small"]
@@ -50,14 +50,14 @@ def test_search_space_covers_the_papers_six_hyperparameters():
 
 
 def test_built_model_follows_the_papers_blocks_and_hyperparameters():
-    model = tuning.build_stl10_model(learning_rate=0.02, optimizer="sgd", filters=4, neurons=12,
+    model = tuning.build_search_model(learning_rate=0.02, optimizer="sgd", filters=4, neurons=12,
                                      conv_blocks=3, dense_layers=2, dropout=0.25)
     kinds = [layer.__class__.__name__ for layer in model.layers]
     assert model.input_shape == (None, 96, 96, 3) and model.output_shape == (None, 9)
     assert kinds[2:5] == ["Conv2D", "MaxPooling2D", "BatchNormalization"]
     convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
     assert [c.filters for c in convs] == [4, 8, 16]
-    widest = tuning.build_stl10_model(learning_rate=0.01, optimizer="adam", filters=64,
+    widest = tuning.build_search_model(learning_rate=0.01, optimizer="adam", filters=64,
                                       neurons=8, conv_blocks=5, dense_layers=1)
     assert [layer.filters for layer in widest.layers if hasattr(layer, "filters")] == \
         [64, 128, 256, 256, 256]
@@ -80,18 +80,18 @@ def test_hypermodel_builds_what_the_hyperparameters_say():
 
 
 def test_impossible_spaces_and_settings_are_clear_errors(tmp_path):
-    with pytest.raises(tuning.TuningError, match="conv_blocks up to 5"):
+    with pytest.raises(errors.TuningError, match="conv_blocks up to 5"):
         tuning.STL10HyperModel(tuning.SearchSpace(), input_shape=(16, 16, 3))
-    with pytest.raises(tuning.TuningError, match="optimizers"):
+    with pytest.raises(errors.TuningError, match="optimizers"):
         tuning.SearchSpace(optimizers=("adamw",)).check(96)
-    with pytest.raises(tuning.TuningError, match="unknown search space 'huge'"):
+    with pytest.raises(errors.TuningError, match="unknown search space 'huge'"):
         tuning.get_search_space("huge")
     for bad in (0, -3, True, 2.5):
-        with pytest.raises(tuning.TuningError, match="at least 1 trial"):
+        with pytest.raises(errors.TuningError, match="at least 1 trial"):
             tuning.make_tuner("random", tiny_hypermodel(), directory=tmp_path, max_trials=bad)
-    with pytest.raises(tuning.TuningError, match="unknown tuner 'grid'.*random, hyperband"):
+    with pytest.raises(errors.TuningError, match="unknown tuner 'grid'.*random, hyperband"):
         tuning.make_tuner("grid", tiny_hypermodel(), directory=tmp_path, max_trials=2)
-    assert issubclass(tuning.TuningError, TLCNNError)
+    assert issubclass(errors.TuningError, TLCNNError)
 
 
 def test_validation_split_comes_from_training_images_only():
@@ -102,7 +102,7 @@ def test_validation_split_comes_from_training_images_only():
     assert not train & val
     assert data.sizes() == {"train": 54, "validation": 18, "test": 18}
     assert np.bincount(data.y_val.argmax(1)).tolist() == [2] * 9  # stratified
-    with pytest.raises(tuning.TuningError, match="images_per_class=1"):
+    with pytest.raises(errors.TuningError, match="images_per_class=1"):
         tuning.split_search_data(x, y, x, y, images_per_class=1)
 
 
@@ -112,10 +112,10 @@ def test_folder_made_for_another_space_is_refused_until_started_fresh(tmp_path):
                       max_trials=2)
     wider = tuning.SearchSpace(filters=(4, 8, 16), neurons=(16, 32), conv_blocks=(2, 3),
                                dense_layers=(1, 2))
-    with pytest.raises(tuning.SearchSpaceMismatchError, match=r"p was made for a different.*space"):
+    with pytest.raises(errors.SearchSpaceMismatchError, match=r"p was made for a different.*space"):
         tuning.make_tuner("random", tiny_hypermodel(wider), directory=tmp_path,
                           project_name="p", max_trials=2)
-    with pytest.raises(tuning.SearchSpaceMismatchError, match="differs in: tuner"):
+    with pytest.raises(errors.SearchSpaceMismatchError, match="differs in: tuner"):
         tuning.make_tuner("bayesian", tiny_hypermodel(), directory=tmp_path, project_name="p",
                           max_trials=2)
     tuning.make_tuner("random", tiny_hypermodel(wider), directory=tmp_path, project_name="p",
@@ -127,14 +127,14 @@ def test_folder_made_for_another_space_is_refused_until_started_fresh(tmp_path):
 def test_a_foreign_keras_tuner_folder_is_refused(tmp_path):
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "oracle.json").write_text("{}")
-    with pytest.raises(tuning.SearchSpaceMismatchError, match="did not make"):
+    with pytest.raises(errors.SearchSpaceMismatchError, match="did not make"):
         tuning.make_tuner("random", tiny_hypermodel(), directory=tmp_path, project_name="p",
                           max_trials=2)
 
 
 def test_atomic_json_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
     path = tmp_path / "oracle.json"
-    tuning._write_json_atomic(path, {"good": 1})
+    files.write_json(path, {"good": 1})
 
     def broken_dump(obj, f):
         f.write('{"half": ')
@@ -142,7 +142,7 @@ def test_atomic_json_write_keeps_the_old_file_when_writing_fails(tmp_path, monke
 
     monkeypatch.setattr(tuning.json, "dump", broken_dump)
     with pytest.raises(OSError):
-        tuning._write_json_atomic(path, {"new": 2})
+        files.write_json(path, {"new": 2})
     assert json.loads(path.read_text()) == {"good": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["oracle.json"]
 
@@ -158,7 +158,7 @@ def test_a_trial_that_completed_just_before_a_kill_is_not_rerun(tmp_path):
     tuner.oracle._save_trial(trial)
     tuner.oracle.save()  # ...and the process is killed here
 
-    with pytest.warns(tuning.ReusedSearchWarning):
+    with pytest.warns(errors.ReusedSearchWarning):
         resumed = tuning.make_tuner("random", tiny_hypermodel(), directory=tmp_path,
                                     project_name="p", max_trials=3)
     assert resumed.oracle.get_trial(trial.trial_id).score == 0.5
@@ -190,12 +190,12 @@ def test_three_tuners_search_and_log_hparams_then_a_reused_search_runs_nothing(t
     assert summaries["hyperband"].total_epochs >= 2  # its trials train 1 or 2 epochs
     table = tuning.comparison_table(summaries)
     assert [line.split()[0] for line in table.splitlines()[1:]] == list(tuning.TUNER_KINDS)
-    fig = tuning.plot_trial_scores(summaries)
+    fig = viz.plot_trial_scores(summaries)
     assert fig.axes[0].get_title() and len(fig.axes[0].lines) == 6
 
     # Same settings again: the completed trials are reloaded, nothing is rerun.
     before = tuning.trial_infos(tmp_path / "t" / "random")
-    with pytest.warns(tuning.ReusedSearchWarning, match="2 completed trial.*overwrite=True"):
+    with pytest.warns(errors.ReusedSearchWarning, match="2 completed trial.*overwrite=True"):
         tuner = tuning.make_tuner("random", tiny_hypermodel(), directory=tmp_path / "t",
                                   project_name="random", max_trials=2, seed=3)
     started = time.perf_counter()
@@ -215,9 +215,9 @@ def test_three_tuners_search_and_log_hparams_then_a_reused_search_runs_nothing(t
     model, history = tuning.retrain_best(again.best_hyperparameters, data, epochs=2,
                                          batch_size=8, seed=3)
     assert len(history.history["val_accuracy"]) == 2
-    metrics = tuning.evaluate_on_test(model, data)
+    metrics = tuning.evaluate_search_model(model, data)
     assert set(metrics) == {"test_loss", "test_accuracy"} and 0 <= metrics["test_accuracy"] <= 1
-    curves = tuning.plot_learning_curves(history)
+    curves = viz.plot_learning_curves(history)
     assert [a.get_xlabel() for a in curves.axes] == ["epoch", "epoch"]
 
 
@@ -226,14 +226,14 @@ def test_trials_leave_no_traced_training_step_behind(tmp_path):
     # however many trials run (tests/test_sessions.py shows what TensorFlow keeps otherwise).
     data = tiny_data()
     keras.backend.clear_session()
-    registered = sessions.custom_gradient_names()
-    graphs_before = sessions.live_traced_graphs()
+    registered = memory.custom_gradient_names()
+    graphs_before = memory.live_traced_graphs()
     tuner = tuning.make_tuner("random", tiny_hypermodel(), directory=tmp_path / "t",
                               project_name="flat", max_trials=3, seed=5)
     summary = tuning.run_search(tuner, data, kind="random", epochs=1, tensorboard=False)
     assert summary.trials_completed == 3
-    assert sessions.custom_gradient_names() == registered
-    assert sessions.live_traced_graphs() <= graphs_before
+    assert memory.custom_gradient_names() == registered
+    assert memory.live_traced_graphs() <= graphs_before
 
 
 # ---------------------------------------------------------------------------- processes
@@ -253,8 +253,8 @@ def test_launch_distributed_reports_a_failing_worker_and_stops_the_others(tmp_pa
         return _python("import time; time.sleep(60)")
 
     started = time.perf_counter()
-    with pytest.raises(tuning.TuningError, match=r"worker1 failed \(exit code 3\)[\s\S]*broken"):
-        tuning.launch_distributed(command, 2, log_dir=tmp_path)
+    with pytest.raises(errors.TuningError, match=r"worker1 failed \(exit code 3\)[\s\S]*broken"):
+        distributed.launch_distributed(command, 2, log_dir=tmp_path)
     assert time.perf_counter() - started < 30
     for _ in range(50):  # the chief may take a moment to write its pid
         if pid_file.exists() and pid_file.read_text():
@@ -273,30 +273,30 @@ def test_launch_distributed_gives_each_process_keras_tuner_variables_and_a_time_
                        "('KERASTUNER_TUNER_ID', 'KERASTUNER_ORACLE_IP', 'KERASTUNER_ORACLE_PORT')"
                        "}))")
 
-    run = tuning.launch_distributed(command, 2, log_dir=tmp_path, port=12345)
+    run = distributed.launch_distributed(command, 2, log_dir=tmp_path, port=12345)
     seen = {role: json.loads(Path(log).read_text()) for role, log in run.logs.items()}
     assert {s["KERASTUNER_TUNER_ID"] for s in seen.values()} == {"chief", "worker0", "worker1"}
     assert {(s["KERASTUNER_ORACLE_IP"], s["KERASTUNER_ORACLE_PORT"]) for s in seen.values()} \
         == {("127.0.0.1", "12345")}
 
-    with pytest.raises(tuning.TuningError, match="did not finish within 1 s"):
-        tuning.launch_distributed(lambda role: _python("import time; time.sleep(60)"), 1,
+    with pytest.raises(errors.TuningError, match="did not finish within 1 s"):
+        distributed.launch_distributed(lambda role: _python("import time; time.sleep(60)"), 1,
                                   log_dir=tmp_path / "slow", timeout=1)
-    with pytest.raises(tuning.TuningError, match="at least 1 worker"):
-        tuning.launch_distributed(command, 0, log_dir=tmp_path)
+    with pytest.raises(errors.TuningError, match="at least 1 worker"):
+        distributed.launch_distributed(command, 0, log_dir=tmp_path)
 
 
 # ---------------------------------------------------------------------------- exercises
 def test_notebook_04_exercises_accept_the_reference_and_explain_typical_mistakes():
     from tlcnn_helpers import tuning_exercises  # noqa: F401  (registers the exercises)
-    from tlcnn_helpers.exercises import evaluate, exercises_of, reference_solution
+    from tlcnn_helpers.exercises import exercises_of, feedback, reference_solution
 
     assert exercises_of("04") == ["04.grid_size", "04.log_uniform_sampler",
                                   "04.random_trials_needed"]
     for name in exercises_of("04"):
-        assert evaluate(name, reference_solution(name)).passed, name
-    assert "dropout" in evaluate("04.grid_size", 243).message
-    assert "overlap" in evaluate("04.random_trials_needed", 18).message
-    uniform = evaluate("04.log_uniform_sampler", lambda rng, low, high, n: rng.uniform(low, high, n))
+        assert feedback(name, reference_solution(name)).passed, name
+    assert "dropout" in feedback("04.grid_size", 243).message
+    assert "overlap" in feedback("04.random_trials_needed", 18).message
+    uniform = feedback("04.log_uniform_sampler", lambda rng, low, high, n: rng.uniform(low, high, n))
     assert uniform.status == "wrong" and "exponent" in uniform.message
-    assert evaluate("04.log_uniform_sampler", lambda rng, low, high, n: None).status == "todo"
+    assert feedback("04.log_uniform_sampler", lambda rng, low, high, n: None).status == "todo"

@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from tlcnn_helpers import tuning
-from tlcnn_helpers.profiles import get_profile
+from tlcnn_helpers.settings import get_profile
 
 pytestmark = pytest.mark.slow
 

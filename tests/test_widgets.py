@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import pytest
 
-from tlcnn_helpers import ops
+from tlcnn_helpers import convolution, pooling
 from tlcnn_helpers.errors import ModelInputError
 from tlcnn_helpers.widgets import CUSTOM_KERNEL, convolution_explorer, pooling_explorer
 
@@ -31,8 +31,8 @@ def pool():
 
 
 def test_convolution_explorer_renders_at_once_with_defaults(conv):
-    image = ops.to_grayscale(small_images()["noise"])
-    np.testing.assert_allclose(conv.output, ops.conv2d(image, ops.CLASSIC_KERNELS["sobel vertical edges"]))
+    image = convolution.to_grayscale(small_images()["noise"])
+    np.testing.assert_allclose(conv.output, convolution.conv2d(image, convolution.CLASSIC_KERNELS["sobel vertical edges"]))
     assert conv.png.startswith(PNG_MAGIC) and bytes(conv.picture.value) == conv.png
     assert conv.summary.value.startswith("Output shape: (18, 22)")
 
@@ -48,24 +48,24 @@ def test_changing_the_stride_changes_array_shape_text_and_picture(conv):
 
 def test_same_padding_keeps_the_size_and_matches_ops(conv):
     conv.controls["padding"].value = "same"
-    image = ops.to_grayscale(small_images()["noise"])
+    image = convolution.to_grayscale(small_images()["noise"])
     assert conv.output.shape == image.shape
     conv.controls["stride"].value = 3
-    np.testing.assert_allclose(conv.output, ops.conv2d(image, conv.kernel, stride=3, padding="same"))
+    np.testing.assert_allclose(conv.output, convolution.conv2d(image, conv.kernel, stride=3, padding="same"))
     assert conv.output.shape == (7, 8)
 
 
 def test_choosing_a_preset_fills_the_kernel_boxes(conv):
     conv.controls["kernel"].value = "sharpen"
-    np.testing.assert_array_equal(conv.kernel, ops.CLASSIC_KERNELS["sharpen"])
-    image = ops.to_grayscale(small_images()["noise"])
-    np.testing.assert_allclose(conv.output, ops.conv2d(image, ops.CLASSIC_KERNELS["sharpen"]),
+    np.testing.assert_array_equal(conv.kernel, convolution.CLASSIC_KERNELS["sharpen"])
+    image = convolution.to_grayscale(small_images()["noise"])
+    np.testing.assert_allclose(conv.output, convolution.conv2d(image, convolution.CLASSIC_KERNELS["sharpen"]),
                                rtol=1e-6)
 
 
 def test_editing_a_kernel_value_switches_to_custom_and_recomputes(conv):
     conv.controls["kernel"].value = "identity"
-    image = ops.to_grayscale(small_images()["noise"])
+    image = convolution.to_grayscale(small_images()["noise"])
     np.testing.assert_allclose(conv.output, image[1:-1, 1:-1])
     conv.controls["k11"].value = 2.0
     assert conv.controls["kernel"].value == CUSTOM_KERNEL
@@ -101,8 +101,8 @@ def test_explorer_displays_with_ipywidgets_7_as_colab_ships_it(conv, monkeypatch
 
 
 def test_pooling_explorer_follows_window_stride_and_mode(pool):
-    image = ops.to_grayscale(small_images()["noise"])
-    np.testing.assert_allclose(pool.output, ops.max_pool2d(image, 2))
+    image = convolution.to_grayscale(small_images()["noise"])
+    np.testing.assert_allclose(pool.output, pooling.max_pool2d(image, 2))
     assert pool.output.shape == (10, 12)
     first_png = pool.png
     pool.controls["pool_size"].value = 4
@@ -110,7 +110,7 @@ def test_pooling_explorer_follows_window_stride_and_mode(pool):
     assert pool.output.shape == (5, 6)
     assert pool.summary.value.startswith("Output shape: (5, 6)")
     pool.controls["mode"].value = "average"
-    np.testing.assert_allclose(pool.output, ops.average_pool2d(image, 4), rtol=1e-6)
+    np.testing.assert_allclose(pool.output, pooling.average_pool2d(image, 4), rtol=1e-6)
     pool.controls["stride"].value = 1
     pool.controls["padding"].value = "same"
     assert pool.output.shape == image.shape

@@ -1,11 +1,16 @@
 """Helpers for the TLCNN course: CNNs and transfer learning with TensorFlow/Keras 3.
 
-Notebooks stay thin and call into small modules, one idea each:
-``profiles`` (smoke/teach/paper budgets), ``data`` and ``synthetic`` (datasets in their
-official formats), ``pipelines`` (tf.data), ``ops`` (NumPy convolution and pooling),
-``models``, ``training``, ``tuning``, ``transfer``, ``records`` and ``report`` (metrics and
-the course report), ``viz``, ``widgets`` and ``exercises`` (what a student sees and does),
-and ``cli`` (``python -m tlcnn_helpers``).
+Each module is named after what the course teaches, so a notebook cell tells you where to
+look; imports go one way, from plumbing to what a student sees (``tests/test_layers.py``):
+
+1. plumbing: ``errors``, ``settings`` (profiles, folders, ``TLCNN_*``), ``files``, ``compat``
+2. ``environment`` (versions, devices, precision), ``memory``, ``records``, ``synthetic``
+3. taught: ``data``, ``pipelines``, ``convolution``, ``pooling``, ``models``
+4. ``training``, ``evaluation``
+5. ``tuning``, ``distributed``, ``transfer``, ``pretrained``
+6. what a student sees: ``viz`` (every figure), ``widgets``
+7. ``notebook`` (the set-up cell), ``report``, ``exercises`` (one module per notebook)
+8. ``cli`` and ``commands`` (``python -m tlcnn_helpers``)
 
 >>> import tlcnn_helpers
 >>> tlcnn_helpers.__version__

@@ -38,6 +38,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -51,10 +52,10 @@ from .errors import (
     DownloadError,
     UnsafeArchiveError,
 )
-from .paths import OFFLINE_ENV_VAR, default_data_dir, offline_mode
+from .settings import OFFLINE_ENV_VAR, default_data_dir, offline_mode
 
 if TYPE_CHECKING:
-    from .profiles import Profile
+    from .settings import Profile
 
 SHARED_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "ship", "truck")
 CIFAR10_CLASSES = synthetic.CIFAR10_CLASSES
@@ -472,6 +473,32 @@ def _check_choice(argument: str, value: str, valid: Sequence[str]) -> None:
         raise DataError(f"{argument}={value!r} is not one of {', '.join(map(repr, valid))}")
 
 
+def stratified_split(labels: np.ndarray, held_out: float | int, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(kept, held_out)`` that keep the class proportions of ``labels``, sorted.
+
+    ``held_out`` is a fraction in (0, 1) or a number of examples. The one splitter of the
+    course (validation splits, subsets, per-class picks), by scikit-learn's
+    ``train_test_split(..., stratify=labels)``; the same for a seed.
+
+    >>> kept, held = stratified_split(np.array([0] * 6 + [1] * 4), 0.5, seed=0)
+    >>> len(kept), np.bincount(np.array([0] * 6 + [1] * 4)[held]).tolist()
+    (5, [3, 2])
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(labels)
+    rows = np.arange(len(labels))
+    try:
+        kept, held = train_test_split(rows, test_size=held_out, stratify=labels,
+                                      random_state=seed)
+    except ValueError as err:
+        raise DataError(f"cannot split {len(labels)} labels ({np.bincount(labels).tolist() if len(labels) else []} "
+                        f"per class) into a held-out part of {held_out}: {err}. Use more images "
+                        f"per class or a larger held-out part.") from err
+    return np.sort(kept), np.sort(held)
+
+
 def stratified_subset(x: np.ndarray, y: np.ndarray, size: int | None, seed: int = 0) -> Split:
     """At most ``size`` examples with every class kept in proportion; deterministic.
 
@@ -481,15 +508,50 @@ def stratified_subset(x: np.ndarray, y: np.ndarray, size: int | None, seed: int 
     """
     if size is None or size >= len(y):
         return x, y
-    rng = np.random.default_rng(seed)
-    picked = []
-    classes = np.unique(y)
-    for i, label in enumerate(classes):
-        where = np.flatnonzero(y == label)
-        share = size // len(classes) + (1 if i < size % len(classes) else 0)
-        picked.append(rng.choice(where, size=min(share, len(where)), replace=False))
-    order = np.sort(np.concatenate(picked))
-    return x[order], y[order]
+    _, keep = stratified_split(y, size, seed)
+    return x[keep], y[keep]
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """Images and integer labels of one split (what :func:`train_val_split` returns)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def train_val_split(x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = 0
+                    ) -> tuple[SplitData, SplitData]:
+    """Hold out a stratified ``val_fraction`` of the training data for validation.
+
+    >>> x, y = np.zeros((20, 1)), np.array([0] * 10 + [1] * 10)
+    >>> train, val = train_val_split(x, y, 0.2, seed=0)
+    >>> len(train), len(val), np.bincount(val.y).tolist()
+    (16, 4, [2, 2])
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"val_fraction={val_fraction}: use a number between 0 and 1, such as 0.1")
+    if len(x) != len(y):
+        raise DataError(f"{len(x)} images but {len(y)} labels: they must match")
+    kept, held = stratified_split(y, val_fraction, seed)
+    return SplitData(x[kept], y[kept]), SplitData(x[held], y[held])
+
+
+def pick_per_class(labels: np.ndarray, num_classes: int, per_class: int, seed: int = 0
+                   ) -> list[np.ndarray]:
+    """Indices of about ``per_class`` examples of each class (exactly, for balanced labels).
+
+    >>> [idx.tolist() for idx in pick_per_class(np.array([0, 1, 0, 1, 0, 1]), 2, 2)]
+    [[0, 2], [3, 5]]
+    """
+    labels = np.asarray(labels)
+    wanted = per_class * num_classes
+    keep = (np.arange(len(labels)) if wanted >= len(labels)
+            else stratified_split(labels, wanted, seed)[1])
+    return [keep[labels[keep] == label][:per_class] for label in range(num_classes)]
 
 
 def load_dataset(name: str, profile: Profile, data_dir: str | os.PathLike | None = None,
@@ -500,7 +562,7 @@ def load_dataset(name: str, profile: Profile, data_dir: str | os.PathLike | None
     ``download=False`` never downloads: missing or damaged official files are an error.
 
     >>> import tempfile
-    >>> from tlcnn_helpers.profiles import get_profile
+    >>> from tlcnn_helpers.settings import get_profile
     >>> (x, y), _ = load_dataset("stl10", get_profile("smoke"), data_dir=tempfile.mkdtemp())
     >>> x.shape[1:]
     (96, 96, 3)

@@ -1,4 +1,7 @@
-"""What a student's machine offers: versions, processors, accelerators, Colab.
+"""What a student's machine offers: versions, processors, accelerators, Colab, and precision.
+
+The one place that decides the Keras dtype policy (:func:`choose_precision`): mixed float16
+on a GPU, mixed bfloat16 on a CPU that computes it natively, float32 otherwise.
 
 >>> report = environment_report()
 >>> report["backend"], isinstance(report["gpu"], bool)
@@ -6,14 +9,26 @@
 >>> version_problems({"python": "3.11.7", "tensorflow": "2.21.0", "keras": "3.15.1",
 ...                   "keras_tuner": "1.4.8"})
 []
+>>> choose_precision("auto", devices=["CPU", "GPU"])
+'mixed_float16'
+
+Used by notebook 00 (checking the environment), every notebook's set-up cell and the
+training recipes (notebook 03).
 """
 
 from __future__ import annotations
 
+import os
 import platform
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from .notebook import in_colab
+COLAB_ENV_MARKERS = ("COLAB_RELEASE_TAG", "COLAB_GPU")
+GPU_POLICY = "mixed_float16"
+CPU_POLICY = "float32"
+CPU_BFLOAT16_POLICY = "mixed_bfloat16"
 
 # The oldest versions the course is tested with (pyproject.toml pins the same ranges).
 MINIMUM_VERSIONS = {"python": (3, 10), "tensorflow": (2, 17), "keras": (3, 6),
@@ -34,8 +49,6 @@ def environment_report() -> dict[str, Any]:
     import keras_tuner
     import numpy
     import tensorflow as tf
-
-    from .training import cpu_supports_bfloat16
 
     devices = [f"{d.device_type}:{d.name.split(':')[-1]}"
                for d in tf.config.list_physical_devices()]
@@ -66,3 +79,56 @@ def version_problems(report: dict[str, Any]) -> list[str]:
         problems.append(f"Keras runs on the {report['backend']} backend; the course needs "
                         f"TensorFlow: set KERAS_BACKEND=tensorflow before starting Jupyter")
     return problems
+
+
+
+def in_colab(environ: Mapping[str, str] | None = None, modules: Mapping[str, Any] | None = None) -> bool:
+    """True inside Google Colab (its module is imported or its environment markers are set)."""
+    env = os.environ if environ is None else environ
+    mods = sys.modules if modules is None else modules
+    return "google.colab" in mods or any(marker in env for marker in COLAB_ENV_MARKERS)
+
+
+def cpu_supports_bfloat16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512_BF16 or AMX), from /proc/cpuinfo.
+
+    >>> cpu_supports_bfloat16("flags : fpu avx2 avx512_bf16"), cpu_supports_bfloat16("flags : avx2")
+    (True, False)
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:  # not Linux: no way to tell, so stay with float32
+            return False
+    flags = set(cpuinfo.lower().split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def _device_type(device: Any) -> str:
+    return str(getattr(device, "device_type", device)).upper()
+
+
+def choose_precision(requested: str = "auto", devices: Sequence[Any] | None = None, *,
+                     cpu_bfloat16: bool = True) -> str:
+    """The Keras dtype policy to compute with; ``"auto"`` picks what is measured to help.
+
+    A GPU: ``"mixed_float16"``. A CPU with native bfloat16 (and ``cpu_bfloat16``):
+    ``"mixed_bfloat16"`` (about 1.3 to 1.5x faster per image here, ``benchmarks/README.md``).
+    Otherwise ``"float32"``, because emulated bfloat16 is slower than float32. Any other
+    value is returned unchanged. ``devices`` are TensorFlow physical devices (or anything
+    with ``device_type``, or names); they default to TensorFlow's list.
+
+    >>> choose_precision("float32")
+    'float32'
+    >>> choose_precision("auto", devices=["CPU"], cpu_bfloat16=False)
+    'float32'
+    """
+    if requested != "auto":
+        return requested
+    if devices is None:
+        import tensorflow as tf
+
+        devices = tf.config.list_physical_devices()
+    if any(_device_type(d) == "GPU" for d in devices):
+        return GPU_POLICY
+    return CPU_BFLOAT16_POLICY if cpu_bfloat16 and cpu_supports_bfloat16() else CPU_POLICY

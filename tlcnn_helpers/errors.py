@@ -47,3 +47,22 @@ class ModelInputError(TLCNNError, ValueError):
 
 class CourseError(TLCNNError):
     """A command-line or course-run argument is contradictory or impossible."""
+
+
+class TuningError(TLCNNError, ValueError):
+    """An impossible or contradictory search setting (zero trials, unknown tuner, ...)."""
+
+
+class SearchSpaceMismatchError(TuningError):
+    """A search folder was made for a different search space or tuner."""
+
+
+class ReusedSearchWarning(UserWarning):
+    """A search folder with completed trials is about to be reused, not rerun."""
+
+
+class UnfinishedAnswer(Exception):
+    """Raised inside an exercise checker when the student's function still returns ``None``.
+
+    Not a :class:`TLCNNError`: it is never shown as an error, only as "not done yet".
+    """

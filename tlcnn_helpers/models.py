@@ -1,22 +1,35 @@
-"""Model builders: the paper's CIFAR-10 CNN and the course's faster model.
+"""The course's CNNs as Keras builders, one optimizer factory, and one way to compile them.
+
+* :func:`paper_cnn` is the paper's CNN (Conv2D -> MaxPooling2D -> BatchNormalization
+  blocks, Flatten, Dense, Dropout, softmax), parameterised so that the same function builds
+  the CIFAR-10 model of notebook 03 and every model of notebook 04's STL-10 search.
+* :func:`fast_cifar_cnn` is the course's faster model (BatchNorm before ReLU, a residual
+  pair, global pooling).
+* Builders never compile: :func:`compile_for_classification` does, with an optimizer from
+  :func:`make_optimizer`.
 
 Both take uint8-range images (0..255, any float or int dtype) and rescale inside the
-model, so a saved model can be given raw images. Labels are one-hot (the paper used
-categorical cross-entropy): see :func:`one_hot`.
+model, so a saved model can be given raw images.
 
->>> model = paper_cifar_cnn()
+>>> model = paper_cnn()
 >>> model.input_shape, model.output_shape
 ((None, 32, 32, 3), (None, 9))
 >>> fast = fast_cifar_cnn()
 >>> fast.output_shape
 (None, 9)
+
+Used by notebooks 03 (the CIFAR-10 models), 04 (the search's model) and 05 (the models
+moved to 96x96).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
+import keras
+from keras import layers
+
+from .errors import ModelInputError
 
 PAPER_FILTERS: tuple[int, ...] = (32, 64, 128, 256)
 PAPER_DENSE_UNITS = 512
@@ -26,69 +39,100 @@ PAPER_LEARNING_RATE = 1e-3
 FAST_WIDTHS: tuple[int, ...] = (32, 64, 128, 256)
 FAST_RESIDUAL_STAGES: tuple[int, ...] = (3,)
 
+# The optimizers the recipes and the search choose from, by the names they use.
+OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "sgd": keras.optimizers.SGD,
+    "rmsprop": keras.optimizers.RMSprop,
+}
 
-def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Integer labels 0..num_classes-1 as float32 one-hot rows (what the paper's loss needs).
 
-    >>> one_hot(np.array([0, 2]), 3).tolist()
-    [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+def make_optimizer(name: str, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
+                   *, weight_decay: float | None = None, momentum: float = 0.9,
+                   nesterov: bool = False) -> keras.optimizers.Optimizer:
+    """The Keras optimizer ``name`` (``adam``, ``adamw``, ``sgd``, ``rmsprop``) at ``learning_rate``.
+
+    SGD always uses ``momentum`` (0.9), with Nesterov's variant if ``nesterov``;
+    ``weight_decay`` is passed on when given (for ``adamw`` it is the decoupled decay).
+
+    >>> type(make_optimizer("sgd", 0.01)).__name__
+    'SGD'
+    >>> make_optimizer("adamw", 1e-3, weight_decay=0.05).weight_decay
+    0.05
     """
-    from .errors import ModelInputError
+    if name not in OPTIMIZERS:
+        raise ModelInputError(f"optimizer {name!r} is unknown: use one of {', '.join(OPTIMIZERS)}")
+    options: dict = {}
+    if name == "sgd":
+        options.update(momentum=momentum, nesterov=nesterov)
+    if weight_decay is not None:
+        options["weight_decay"] = weight_decay
+    return OPTIMIZERS[name](learning_rate=learning_rate, **options)
 
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ModelInputError(
-            f"labels must be a 1-D array of integers 0..{num_classes - 1}; got shape "
-            f"{labels.shape} with values {labels.min() if labels.size else '-'}.."
-            f"{labels.max() if labels.size else '-'}")
-    return np.eye(num_classes, dtype="float32")[labels.astype("int64")]
 
+def compile_for_classification(model: keras.Model, *,
+                               optimizer: keras.optimizers.Optimizer | None = None,
+                               learning_rate: float = PAPER_LEARNING_RATE,
+                               label_smoothing: float = 0.0, labels: str = "one_hot",
+                               jit_compile: bool | str = "auto") -> keras.Model:
+    """Compile ``model`` with cross-entropy and accuracy; returns it.
 
-def compile_for_classification(model, *, optimizer=None, learning_rate: float = PAPER_LEARNING_RATE,
-                               label_smoothing: float = 0.0, jit_compile: bool | str = "auto"):
-    """Compile ``model`` with categorical cross-entropy and categorical accuracy (one-hot labels).
+    ``labels="one_hot"`` (what :mod:`tlcnn_helpers.pipelines` feeds, and what label
+    smoothing needs) uses categorical cross-entropy; ``labels="integer"`` the sparse
+    version, which is the same loss computed from class numbers. A last layer without
+    softmax is taken to output logits. ``optimizer`` defaults to Adam at ``learning_rate``.
 
-    ``optimizer`` defaults to Adam at ``learning_rate`` (a float or a Keras schedule).
-
-    >>> m = compile_for_classification(paper_cifar_cnn(compile=False), learning_rate=3e-4)
+    >>> m = compile_for_classification(paper_cnn(), learning_rate=3e-4)
     >>> m.loss.__class__.__name__
     'CategoricalCrossentropy'
     """
-    import keras
-
+    if labels not in ("one_hot", "integer"):
+        raise ModelInputError(f"labels={labels!r}: use 'one_hot' or 'integer'")
     if optimizer is None:
-        optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile=jit_compile,
-    )
+        optimizer = make_optimizer("adam", learning_rate)
+    activation = getattr(model.layers[-1], "activation", None)
+    from_logits = getattr(activation, "__name__", "") != "softmax"
+    if labels == "one_hot":
+        loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits,
+                                                    label_smoothing=label_smoothing)
+        metric = keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        if label_smoothing:
+            raise ModelInputError("label smoothing needs one-hot labels: use labels='one_hot'")
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+        metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=optimizer, loss=loss, metrics=[metric], jit_compile=jit_compile)
     return model
 
 
-def paper_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 9, *,
-                    filters: Sequence[int] = PAPER_FILTERS, dense_units: int = PAPER_DENSE_UNITS,
-                    dropout: float = PAPER_DROPOUT, learning_rate: float = PAPER_LEARNING_RATE,
-                    compile: bool = True, name: str = "paper_cifar_cnn"):
-    """The paper's CIFAR-10 CNN, compiled like the paper (categorical cross-entropy, Adam).
+def paper_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 9, *,
+              filters: Sequence[int] = PAPER_FILTERS, dense_units: int = PAPER_DENSE_UNITS,
+              dense_layers: int = 1, dropout: float = PAPER_DROPOUT,
+              name: str = "paper_cifar_cnn") -> keras.Model:
+    """The paper's CNN (uncompiled): one block per entry of ``filters``, then the dense head.
 
-    Four blocks of Conv2D (3x3, ReLU, ``same`` padding) -> MaxPooling2D (2x2) ->
-    BatchNormalization with ``filters`` channels, then Flatten -> Dense(``dense_units``,
-    ReLU) -> Dropout(``dropout``) -> Dense(``num_classes``, softmax). Inputs are pixels in
-    0..255; a Rescaling layer maps them to 0..1. ``input_shape`` may be larger than 32x32
-    (the Flatten layer then grows), which is what the transfer notebook compares against.
+    Each block is Conv2D (3x3, ReLU, ``same`` padding) -> MaxPooling2D (2x2) ->
+    BatchNormalization; then Flatten -> ``dense_layers`` x [Dense(``dense_units``, ReLU) ->
+    Dropout(``dropout``), left out at 0] -> Dense(``num_classes``, softmax). Inputs are
+    pixels in 0..255; a Rescaling layer maps them to 0..1. The defaults are notebook 03's
+    CIFAR-10 model (the paper gives the layer types; the widths 32-64-128-256, 512 units
+    and dropout 0.5 are the course's reconstruction); notebook 04's search varies every
+    argument. ``input_shape`` may be larger than 32x32 (the Flatten layer then grows),
+    which is what the transfer notebook compares against.
 
-    >>> m = paper_cifar_cnn(num_classes=9)
+    >>> m = paper_cnn(num_classes=9)
     >>> [layer.__class__.__name__ for layer in m.layers[2:6]]
     ['Conv2D', 'MaxPooling2D', 'BatchNormalization', 'Conv2D']
     >>> m.count_params()
     919753
+    >>> paper_cnn((96, 96, 3), filters=(16, 32, 64), dense_units=64, dense_layers=2,
+    ...           dropout=0.0).count_params()
+    618665
     """
-    import keras
-    from keras import layers
-
     _check_shape(input_shape, len(filters))
+    if dense_layers < 1:
+        raise ModelInputError(f"dense_layers={dense_layers}: the head needs at least one layer")
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     for i, width in enumerate(filters, start=1):
@@ -96,13 +140,12 @@ def paper_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int =
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
         x = layers.BatchNormalization(name=f"bn{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(dense_units, activation="relu", name="hidden")(x)
-    x = layers.Dropout(dropout, name="dropout")(x)
+    for i in range(1, dense_layers + 1):
+        x = layers.Dense(dense_units, activation="relu", name=f"hidden{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dropout{i}")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="classes", dtype="float32")(x)
-    model = keras.Model(inputs, outputs, name=name)
-    if compile:
-        compile_for_classification(model, learning_rate=learning_rate)
-    return model
+    return keras.Model(inputs, outputs, name=name)
 
 
 def fast_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 9, *,
@@ -125,14 +168,9 @@ def fast_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 
     >>> fast_cifar_cnn(widths=(8, 16), residual_stages=(2,)).count_params() > 0
     True
     """
-    import keras
-    from keras import layers
-
     _check_shape(input_shape, len(widths))
     for stage in residual_stages:
         if not 1 <= stage <= len(widths):
-            from .errors import ModelInputError
-
             raise ModelInputError(f"residual_stages={tuple(residual_stages)}: stages are 1.."
                                   f"{len(widths)} for widths={tuple(widths)}")
 
@@ -161,8 +199,6 @@ def fast_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 
 
 
 def _check_shape(input_shape: Sequence[int], poolings: int) -> None:
-    from .errors import ModelInputError
-
     shape = tuple(input_shape)
     smallest = 2 ** poolings
     if len(shape) != 3 or shape[2] != 3 or min(shape[:2]) < smallest:

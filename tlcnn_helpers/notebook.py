@@ -14,17 +14,14 @@ badges and their Colab install line are derived from it (tests/test_colab.py che
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .paths import OFFLINE_ENV_VAR
-from .profiles import Profile, resolve_profile
+from .environment import CPU_POLICY, GPU_POLICY, choose_precision, in_colab
 from .records import record_result
-
-COLAB_ENV_MARKERS = ("COLAB_RELEASE_TAG", "COLAB_GPU")
+from .settings import OFFLINE_ENV_VAR, Profile, resolve_profile
 
 # The one place the repository's address is written; badges and install lines follow it.
 REPO_URL = "https://github.com/tlcnn-course/tlcnn"
@@ -32,9 +29,6 @@ REPO_BRANCH = "main"
 PACKAGE_NAME = "tlcnn-helpers"
 # What the set-up cell gives to ``%pip install -q`` inside Colab.
 COLAB_PIP_SPEC = f"{PACKAGE_NAME} @ git+{REPO_URL}"
-
-GPU_POLICY = "mixed_float16"
-CPU_POLICY = "float32"
 
 
 def colab_badge_url(notebook_file: str) -> str:
@@ -78,29 +72,6 @@ def setup_cell_source(name: str) -> str:
         %pip install -q "tlcnn-helpers @ git+https://github.com/tlcnn-course/tlcnn"
     """
     return SETUP_CELL_TEMPLATE.format(pip_spec=COLAB_PIP_SPEC, name=name)
-
-
-def _device_type(device: Any) -> str:
-    return str(getattr(device, "device_type", device)).upper()
-
-
-def precision_policy_for(devices: Sequence[Any]) -> str:
-    """``"mixed_float16"`` when a GPU is among ``devices``, else ``"float32"``.
-
-    ``devices`` are TensorFlow physical devices (or anything with ``device_type``, or names).
-    On a CPU the policy stays float32: bfloat16 on CPUs is decided by ``training``.
-
-    >>> precision_policy_for(["CPU"]), precision_policy_for(["CPU", "GPU"])
-    ('float32', 'mixed_float16')
-    """
-    return GPU_POLICY if any(_device_type(d) == "GPU" for d in devices) else CPU_POLICY
-
-
-def in_colab(environ: Mapping[str, str] | None = None, modules: Mapping[str, Any] | None = None) -> bool:
-    """True inside Google Colab (its module is imported or its environment markers are set)."""
-    env = os.environ if environ is None else environ
-    mods = sys.modules if modules is None else modules
-    return "google.colab" in mods or any(marker in env for marker in COLAB_ENV_MARKERS)
 
 
 @dataclass
@@ -206,8 +177,9 @@ def start_notebook(profile: str, name: str, *, environ: Mapping[str, str] | None
         import tensorflow as tf
 
         devices = tf.config.list_physical_devices()
-    gpus = tuple(getattr(d, "name", str(d)) for d in devices if _device_type(d) == "GPU")
-    precision = precision_policy_for(devices)
+    gpus = tuple(getattr(d, "name", str(d)) for d in devices
+                 if str(getattr(d, "device_type", d)).upper() == "GPU")
+    precision = choose_precision("auto", devices, cpu_bfloat16=False)
     if precision == GPU_POLICY:
         keras.mixed_precision.set_global_policy(GPU_POLICY)
     session = NotebookSession(name=name, profile=chosen, in_colab=in_colab(environ),

@@ -1,5 +1,8 @@
 """tf.data input pipelines: cache, shuffle, augment (Keras preprocessing layers), batch, prefetch.
 
+The one place where integer labels become one-hot rows (:func:`to_one_hot`), which the
+categorical cross-entropy and label smoothing of the recipes need.
+
 Images stay uint8 until they reach the model (the models rescale inside), which keeps the
 cache four times smaller than float32. The training pipeline is deterministic for a fixed
 ``seed``: the same batches, in the same order, with the same augmentation, every run.
@@ -16,49 +19,28 @@ cache four times smaller than float32. The training pipeline is deterministic fo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
+
+from .errors import ModelInputError, TLCNNError
 
 AUGMENTATIONS = ("none", "flip", "flip_translate", "flip_crop")
 
 
-@dataclass(frozen=True)
-class SplitData:
-    """Images and integer labels of one split (what :func:`train_val_split` returns)."""
+def to_one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Integer labels 0..num_classes-1 as float32 one-hot rows (what the paper's loss needs).
 
-    x: np.ndarray
-    y: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-def train_val_split(x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = 0
-                    ) -> tuple[SplitData, SplitData]:
-    """Hold out a stratified ``val_fraction`` of the training data for validation.
-
-    >>> x, y = np.zeros((20, 1)), np.array([0] * 10 + [1] * 10)
-    >>> train, val = train_val_split(x, y, 0.2, seed=0)
-    >>> len(train), len(val), np.bincount(val.y).tolist()
-    (16, 4, [2, 2])
+    >>> to_one_hot(np.array([0, 2]), 3).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
     """
-    from .errors import DataError
-
-    if not 0.0 < val_fraction < 1.0:
-        raise DataError(f"val_fraction={val_fraction}: use a number between 0 and 1, such as 0.1")
-    if len(x) != len(y):
-        raise DataError(f"{len(x)} images but {len(y)} labels: they must match")
-    rng = np.random.default_rng(seed)
-    val_rows = []
-    for label in np.unique(y):
-        rows = np.flatnonzero(y == label)
-        count = max(1, int(round(len(rows) * val_fraction)))
-        val_rows.append(rng.choice(rows, size=count, replace=False))
-    val_idx = np.sort(np.concatenate(val_rows))
-    keep = np.ones(len(y), dtype=bool)
-    keep[val_idx] = False
-    return SplitData(x[keep], y[keep]), SplitData(x[val_idx], y[val_idx])
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ModelInputError(
+            f"labels must be a 1-D array of integers 0..{num_classes - 1}; got shape "
+            f"{labels.shape} with values {labels.min() if labels.size else '-'}.."
+            f"{labels.max() if labels.size else '-'}")
+    return np.eye(num_classes, dtype="float32")[labels.astype("int64")]
 
 
 def augmentation_layers(kind: str = "flip_translate", *, seed: int = 0,
@@ -74,8 +56,6 @@ def augmentation_layers(kind: str = "flip_translate", *, seed: int = 0,
     """
     import keras
     from keras import layers
-
-    from .errors import TLCNNError
 
     if kind not in AUGMENTATIONS:
         raise TLCNNError(f"augment={kind!r}: choose one of {', '.join(AUGMENTATIONS)}")
@@ -111,10 +91,6 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: 
     >>> next(iter(ds))[1].numpy().sum(axis=0).tolist()
     [2.0, 2.0, 2.0]
     """
-    import tensorflow as tf
-
-    from .errors import ModelInputError
-
     x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim != 4 or len(x) != len(y):
@@ -123,8 +99,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: 
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
         raise ModelInputError(f"labels run from {y.min()} to {y.max()}, but num_classes="
                               f"{num_classes}: they must be 0..{num_classes - 1}")
-    labels = (np.eye(num_classes, dtype="float32")[y.astype("int64")] if one_hot
-              else y.astype("int32"))
+    labels = to_one_hot(y, num_classes) if one_hot else y.astype("int32")
     ds = tf.data.Dataset.from_tensor_slices((x, labels))
     if cache:
         ds = ds.cache()

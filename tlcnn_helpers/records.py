@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TLCNNError
-from .paths import records_dir as default_records_dir
-from .paths import write_text_atomic
+from .files import write_json
+from .settings import records_dir as default_records_dir
 
 RECORD_FIELDS = ("notebook", "experiment", "metric", "value", "paper_value", "profile",
                  "data_source", "wall_seconds")
@@ -72,7 +72,7 @@ def record_result(
     }
     rows = [r for r in rows if (r["experiment"], r["metric"]) != (experiment, metric)]
     rows.append(row)
-    _write_atomic(path, rows)
+    write_json(rows, path, indent=1, sort_keys=True)
     return row
 
 
@@ -97,7 +97,3 @@ def _read(path: Path) -> list[dict[str, Any]]:
     if not isinstance(rows, list):
         raise TLCNNError(f"the records file {path} should hold a list of rows; delete it and re-run")
     return rows
-
-
-def _write_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
-    write_text_atomic(path, json.dumps(rows, indent=1, sort_keys=True) + "\n")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CourseError
-from .paths import write_text_atomic
+from .files import write_text_atomic
 from .records import RECORD_FIELDS, load_records
 
 REPORT_MD = "results.md"

@@ -1,4 +1,4 @@
-"""Training and evaluation: recipes, callbacks, time budgets, seeds, precision and reports.
+"""Training: recipes, callbacks, time budgets, backups, and the fit helpers of transfer learning.
 
 Two levels, both used by the notebooks and the ``train`` command:
 
@@ -9,13 +9,21 @@ Two levels, both used by the notebooks and the ``train`` command:
 * :func:`train_recipe` does everything for a :class:`Recipe` (``"paper"`` or ``"fast"``,
   see :func:`get_recipe`): pipelines, model, learning-rate schedule, precision, ``fit``.
 
+For transfer learning, :func:`fit_head` trains only a model's head, :func:`fine_tune` the head
+and then everything, :func:`fit_classifier` a model from scratch, all alike (Adam, integer
+labels).
+
 >>> import numpy as np
+>>> from tlcnn_helpers.evaluation import evaluate
 >>> x = np.random.default_rng(0).integers(0, 255, (40, 32, 32, 3), dtype="uint8")
 >>> y = np.arange(40) % 3
 >>> recipe = get_recipe("fast", epochs=1, batch_size=20, widths=(8, 16), residual_stages=(2,))
 >>> result = train_recipe(recipe, (x, y), (x, y), num_classes=3, seed=0, verbose=0)
->>> len(result.history), sorted(evaluate(result.model, x, y, num_classes=3))
+>>> len(result.history), sorted(evaluate(result.model, x, y))
 (1, ['test_accuracy', 'test_loss'])
+
+Used by notebooks 03 (the paper's and the fast recipe), 05 (fine-tuning, the head, from
+scratch) and the ``train`` command.
 """
 
 from __future__ import annotations
@@ -29,11 +37,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
+from keras import layers
 
 from . import models as model_builders
+from .environment import choose_precision
 from .errors import ModelInputError, TLCNNError
-from .paths import write_text_atomic
+from .evaluation import check_images, check_labels, walk_layers
+from .files import write_json
+from .models import compile_for_classification, make_optimizer
 from .pipelines import make_dataset
 
 RECIPES = ("paper", "fast")
@@ -54,7 +67,7 @@ class Recipe:
     """
 
     name: str
-    model: str  # "paper" -> models.paper_cifar_cnn, "fast" -> models.fast_cifar_cnn
+    model: str  # "paper" -> models.paper_cnn, "fast" -> models.fast_cifar_cnn
     epochs: int
     batch_size: int
     learning_rate: float
@@ -74,45 +87,6 @@ class Recipe:
                 f"{self.optimizer} lr {self.learning_rate:g} ({self.schedule}), "
                 f"label smoothing {self.label_smoothing:g}, augment {self.augment}, "
                 f"{self.precision}")
-
-
-def cpu_supports_bfloat16(cpuinfo: str | None = None) -> bool:
-    """True when the CPU computes bfloat16 natively (AVX512_BF16 or AMX), from /proc/cpuinfo.
-
-    >>> cpu_supports_bfloat16("flags : fpu avx2 avx512_bf16"), cpu_supports_bfloat16("flags : avx2")
-    (True, False)
-    """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:  # not Linux: no way to tell, so stay with float32
-            return False
-    flags = set(cpuinfo.lower().split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def choose_precision(requested: str = "auto", devices: Sequence[Any] | None = None) -> str:
-    """The Keras dtype policy to train with; ``"auto"`` picks what is measured to help.
-
-    A GPU: ``"mixed_float16"``. A CPU with native bfloat16: ``"mixed_bfloat16"`` (about 1.3 to
-    1.5x faster per image here, ``benchmarks/README.md``). Otherwise ``"float32"``, because
-    emulated bfloat16 is slower than float32. Any other value is returned unchanged.
-
-    >>> choose_precision("float32")
-    'float32'
-    >>> choose_precision("auto", devices=["CPU", "GPU"])
-    'mixed_float16'
-    """
-    if requested != "auto":
-        return requested
-    if devices is None:
-        import tensorflow as tf
-
-        devices = tf.config.list_physical_devices()
-    kinds = {str(getattr(d, "device_type", d)).upper() for d in devices}
-    if "GPU" in kinds:
-        return "mixed_float16"
-    return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
 
 
 def paper_recipe(epochs: int = 30, batch_size: int = 64) -> Recipe:
@@ -151,7 +125,7 @@ def fast_recipe(epochs: int = 10, batch_size: int = 128, **overrides: Any) -> Re
 def get_recipe(name: str, profile: Any = None, **overrides: Any) -> Recipe:
     """The ``"paper"`` or ``"fast"`` recipe, with epochs and batch size from ``profile.cifar``.
 
-    >>> from tlcnn_helpers.profiles import get_profile
+    >>> from tlcnn_helpers.settings import get_profile
     >>> get_recipe("paper", get_profile("smoke")).epochs
     2
     """
@@ -177,7 +151,6 @@ def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int):
     >>> round(float(lr(0)), 6), round(float(lr(3)), 4), round(float(lr(19)), 5)
     (0.0, 0.004, 3e-05)
     """
-    import keras
 
     if recipe.schedule not in SCHEDULES:
         raise TLCNNError(f"schedule {recipe.schedule!r} is unknown: use {', '.join(SCHEDULES)}")
@@ -190,23 +163,16 @@ def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int):
         warmup_target=recipe.learning_rate, warmup_steps=warmup)
 
 
-def make_optimizer(recipe: Recipe, steps_per_epoch: int):
-    """The Keras optimizer of ``recipe`` with its learning-rate schedule.
+def optimizer_for(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer of ``recipe`` (:func:`~tlcnn_helpers.models.make_optimizer`) with its
+    learning-rate schedule; SGD uses Nesterov momentum.
 
-    >>> make_optimizer(fast_recipe(epochs=2), steps_per_epoch=10).__class__.__name__
+    >>> optimizer_for(fast_recipe(epochs=2), steps_per_epoch=10).__class__.__name__
     'AdamW'
     """
-    import keras
-
     lr = learning_rate_schedule(recipe, steps_per_epoch)
-    if recipe.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    if recipe.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=recipe.weight_decay)
-    if recipe.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True,
-                                    weight_decay=recipe.weight_decay or None)
-    raise TLCNNError(f"optimizer {recipe.optimizer!r} is unknown: use adam, adamw or sgd")
+    decay = recipe.weight_decay if recipe.optimizer == "adamw" else (recipe.weight_decay or None)
+    return make_optimizer(recipe.optimizer, lr, weight_decay=decay, nesterov=True)
 
 
 def build_model(recipe: Recipe, input_shape: Sequence[int], num_classes: int,
@@ -218,9 +184,7 @@ def build_model(recipe: Recipe, input_shape: Sequence[int], num_classes: int,
     >>> build_model(paper_recipe(1), (32, 32, 3), 9, steps_per_epoch=10).count_params()
     919753
     """
-    import keras
-
-    builders: dict[str, Callable] = {"paper": model_builders.paper_cifar_cnn,
+    builders: dict[str, Callable] = {"paper": model_builders.paper_cnn,
                                      "fast": model_builders.fast_cifar_cnn}
     if recipe.model not in builders:
         raise TLCNNError(f"model {recipe.model!r} is unknown: use one of {', '.join(builders)}")
@@ -228,26 +192,18 @@ def build_model(recipe: Recipe, input_shape: Sequence[int], num_classes: int,
     keras.mixed_precision.set_global_policy(choose_precision(recipe.precision))
     try:
         options = dict(recipe.model_options)
-        if recipe.model == "paper":
-            options["compile"] = False
         model = builders[recipe.model](tuple(input_shape), num_classes, **options)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    model_builders.compile_for_classification(
-        model, optimizer=make_optimizer(recipe, steps_per_epoch),
+    compile_for_classification(
+        model, optimizer=optimizer_for(recipe, steps_per_epoch),
         label_smoothing=recipe.label_smoothing)
     model.steps_per_execution = recipe.steps_per_execution
     return model
 
 
 # ---------------------------------------------------------------------------- callbacks
-def _keras_callback_base():
-    import keras
-
-    return keras.callbacks.Callback
-
-
-class EpochClock(_keras_callback_base()):
+class EpochClock(keras.callbacks.Callback):
     """Records, for each epoch, its metrics, the training seconds and the elapsed seconds.
 
     ``elapsed_seconds`` counts from the start of ``fit`` (validation included); the
@@ -311,7 +267,7 @@ class EpochClock(_keras_callback_base()):
         row["elapsed_seconds"] = round(self.offset_seconds + now - self._fit_start, 3)
         self.rows.append(row)
         if self.history_file:
-            save_json(self.rows, self.history_file)
+            write_json(self.rows, self.history_file)
         if self.verbose:
             shown = "  ".join(f"{k} {row[k]:.4f}" for k in
                               ("loss", "accuracy", "val_loss", "val_accuracy") if k in row)
@@ -320,7 +276,7 @@ class EpochClock(_keras_callback_base()):
                   f"{now - self._epoch_start:.1f} s ({rate:,.0f} images/s)", flush=True)
 
 
-class TimeBudget(_keras_callback_base()):
+class TimeBudget(keras.callbacks.Callback):
     """Stops training after an epoch when the next one would overrun ``seconds``.
 
     The estimate is the slowest epoch so far, so the run ends within the budget unless a
@@ -370,7 +326,7 @@ def warmup_cosine(progress: float, peak: float, warmup_fraction: float) -> float
     return peak * 0.5 * (1.0 + math.cos(math.pi * (progress - warmup_fraction) / span))
 
 
-class WarmupCosineWithinBudget(_keras_callback_base()):
+class WarmupCosineWithinBudget(keras.callbacks.Callback):
     """Warm-up + cosine decay that ends at the last step *or* at the time budget, if sooner.
 
     A step-based schedule cut short by a time budget stops while the learning rate is still
@@ -421,12 +377,10 @@ class WarmupCosineWithinBudget(_keras_callback_base()):
 
 def keras_ops_value(variable) -> float:
     """The current value of a Keras variable as a Python number."""
-    import keras
-
     return float(keras.ops.convert_to_numpy(variable))
 
 
-# ---------------------------------------------------------------------------- fit / evaluate
+# ---------------------------------------------------------------------------- fit
 @dataclass
 class TrainingResult:
     """What :func:`fit` returns: the trained model and how the training went."""
@@ -462,16 +416,14 @@ def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
     short) give the throughput figure.
 
     >>> import numpy as np
-    >>> from tlcnn_helpers.models import paper_cifar_cnn
+    >>> from tlcnn_helpers.models import paper_cnn
     >>> x = np.zeros((8, 32, 32, 3), "uint8"); y = np.arange(8) % 2
     >>> ds = make_dataset(x, y, num_classes=2, batch_size=4)
-    >>> r = fit(paper_cifar_cnn(num_classes=2, dense_units=8), ds, epochs=1,
+    >>> r = fit(compile_for_classification(paper_cnn(num_classes=2, dense_units=8)), ds, epochs=1,
     ...         images_per_epoch=8, verbose=False)
     >>> r.epochs, r.images_per_second > 0
     (1, True)
     """
-    import keras
-
     backup = Path(backup_dir) / BACKUP_SUBFOLDER if backup_dir is not None else None
     clock = EpochClock(images_per_epoch, epochs, verbose=verbose, batch_size=batch_size,
                        history_file=backup / "history.json" if backup else None)
@@ -500,65 +452,6 @@ def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
         resumed_after_epoch=clock.resumed_after_epoch)
 
 
-def check_images_fit(model, x: np.ndarray, source: str = "the images") -> None:
-    """Raise :class:`ModelInputError` when images of ``x``'s shape cannot go into ``model``.
-
-    >>> from tlcnn_helpers.models import paper_cifar_cnn
-    >>> check_images_fit(paper_cifar_cnn(), np.zeros((1, 96, 96, 3)), "stl10")
-    Traceback (most recent call last):
-    ...
-    tlcnn_helpers.errors.ModelInputError: stl10 are 96x96x3 images but the model expects 32x32x3: ...
-    """
-    expected = tuple(model.input_shape[1:])
-    got = tuple(np.shape(x)[1:])
-    if expected != got:
-        def shape_text(s):
-            return "x".join(str(d) for d in s)
-
-        raise ModelInputError(
-            f"{source} are {shape_text(got)} images but the model expects "
-            f"{shape_text(expected)}: a model trained on one image size cannot be evaluated on "
-            f"another. Resize the images, or see notebooks/05_transfer_across_sizes.ipynb to move "
-            f"a trained model to a new input size.")
-
-
-def evaluate(model, x: np.ndarray, y: np.ndarray, *, num_classes: int | None = None,
-             batch_size: int = 256) -> dict[str, float]:
-    """``{"test_accuracy", "test_loss"}`` of ``model`` on uint8 images ``x``, int labels ``y``.
-
-    The loss is plain categorical cross-entropy (no label smoothing), so recipes trained
-    with and without smoothing are compared on the same scale.
-
-    >>> from tlcnn_helpers.models import paper_cifar_cnn
-    >>> sorted(evaluate(paper_cifar_cnn(), np.zeros((4, 32, 32, 3), "uint8"), np.arange(4)))
-    ['test_accuracy', 'test_loss']
-    """
-    import keras
-
-    num_classes = num_classes or int(model.output_shape[-1])
-    probabilities = predict(model, x, batch_size=batch_size)
-    labels = model_builders.one_hot(np.asarray(y), num_classes)
-    loss = keras.losses.categorical_crossentropy(labels, probabilities)
-    accuracy = float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(y)))
-    return {"test_accuracy": round(accuracy, 6), "test_loss": round(float(np.mean(loss)), 6)}
-
-
-def predict(model, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (float32) for uint8 images, batched through tf.data.
-
-    >>> from tlcnn_helpers.models import paper_cifar_cnn
-    >>> predict(paper_cifar_cnn(), np.zeros((2, 32, 32, 3), "uint8")).shape
-    (2, 9)
-    """
-    import tensorflow as tf
-
-    check_images_fit(model, x)
-    ds = tf.data.Dataset.from_tensor_slices(np.asarray(x)).batch(batch_size)
-    return np.concatenate([np.asarray(model(batch, training=False), dtype="float32")
-                           for batch in ds]) if len(x) else np.zeros((0, model.output_shape[-1]))
-
-
-# ---------------------------------------------------------------------------- recipes end to end
 def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
                  val: tuple[np.ndarray, np.ndarray] | None, *, num_classes: int, seed: int = 0,
                  time_budget_seconds: float | None = None,
@@ -573,8 +466,6 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
     the budget (:class:`WarmupCosineWithinBudget`), otherwise training stops after the last
     epoch that fits (:class:`TimeBudget`).
     """
-    import keras
-
     x, y = train
     if len(x) == 0:
         raise ModelInputError("no training images: the training split is empty")
@@ -592,9 +483,9 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
     if model is None:
         model = build_model(compiled_recipe, x.shape[1:], num_classes, steps_per_epoch)
     else:
-        check_images_fit(model, x, "the training images")
-        model_builders.compile_for_classification(
-            model, optimizer=make_optimizer(compiled_recipe, steps_per_epoch),
+        check_images(model, x, "the training images")
+        compile_for_classification(
+            model, optimizer=optimizer_for(compiled_recipe, steps_per_epoch),
             label_smoothing=recipe.label_smoothing)
     train_ds = make_dataset(x, y, num_classes=num_classes, batch_size=recipe.batch_size,
                             training=True, seed=seed, augment=recipe.augment)
@@ -643,173 +534,110 @@ def training_report(result: TrainingResult, metrics: dict[str, float], *, recipe
     return report
 
 
-def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``data`` as JSON atomically: a crash never leaves a half-written file.
+# ---------------------------------------------------------------------------- transfer learning: head, fine-tuning, from scratch
+def batchnorm_layers(model: Any) -> list[tuple[str, Any]]:
+    """``(path, layer)`` of every BatchNormalization layer, nested ones included.
 
-    >>> import tempfile
-    >>> json.loads(save_json({"a": 1}, Path(tempfile.mkdtemp()) / "r.json").read_text())
-    {'a': 1}
+    >>> [path for path, _ in batchnorm_layers(model_builders.paper_cnn())]
+    ['bn1', 'bn2', 'bn3', 'bn4']
     """
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return [(path, layer) for path, layer in walk_layers(model)
+            if isinstance(layer, layers.BatchNormalization)]
 
 
-def save_model(model, path: str | os.PathLike) -> Path:
-    """Save ``model`` as ``.keras`` atomically (a crash keeps the previous file intact).
+def _head_start(model: Any) -> int:
+    """Index in ``model.layers`` of the first layer after the last global pooling layer."""
+    pools = (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D, layers.Flatten)
+    found = [i for i, layer in enumerate(model.layers) if isinstance(layer, pools)]
+    if not found:
+        raise ModelInputError(f"model {model.name!r} has no Flatten or global pooling layer at its "
+                              f"top level, so its head cannot be told apart from its base")
+    return found[-1] + 1
 
-    >>> import tempfile
-    >>> from tlcnn_helpers.models import paper_cifar_cnn
-    >>> path = save_model(paper_cifar_cnn(compile=False), Path(tempfile.mkdtemp()) / "m.keras")
-    >>> load_model(path).count_params()
-    919753
+
+def _fit(model: Any, images: np.ndarray, labels: np.ndarray, *, epochs: int, batch_size: int,
+         learning_rate: float, seed: int) -> Any:
+    labels = check_labels(model, images, labels)
+    keras.utils.set_random_seed(seed)
+    # No XLA: compiling costs more than it saves on the few epochs these helpers run.
+    compile_for_classification(model, optimizer=make_optimizer("adam", learning_rate),
+                               labels="integer", jit_compile=False)
+    return model.fit(images, labels, epochs=epochs, batch_size=batch_size, shuffle=True,
+                     verbose=0)
+
+
+def fit_classifier(model: Any, images: np.ndarray, labels: np.ndarray, *, epochs: int = 1,
+                   batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0) -> Any:
+    """Train every trainable layer on integer ``labels`` with Adam (e.g. a model from scratch).
+
+    Uses the same loss, optimizer and seeding as :func:`fit_head` and :func:`fine_tune`,
+    so a from-scratch baseline and a fine-tuned model are trained alike.
+
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
+    ...                       keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    >>> len(fit_classifier(m, np.ones((4, 8, 8, 3)), np.array([0, 1, 0, 1]), epochs=2).history["loss"])
+    2
     """
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise TLCNNError(f"{path}: Keras 3 saves whole models as .keras files; use that suffix")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial.keras")
+    return _fit(model, images, labels, epochs=epochs, batch_size=batch_size,
+                learning_rate=learning_rate, seed=seed)
+
+
+def fit_head(model: Any, images: np.ndarray, labels: np.ndarray, *, epochs: int = 1,
+             batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0) -> Any:
+    """Train only the layers after the (last) Flatten or global pooling; the rest stay frozen.
+
+    ``labels`` are integers; the model is compiled with sparse categorical cross-entropy
+    (from logits unless the last layer is a softmax). Trainable flags are restored after.
+
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
+    ...                       keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    >>> before = m.layers[0].kernel.numpy().copy()
+    >>> _ = fit_head(m, np.ones((4, 8, 8, 3)), np.array([0, 1, 0, 1]))
+    >>> bool((m.layers[0].kernel.numpy() == before).all())
+    True
+    """
+    start = _head_start(model)
+    flags = [layer.trainable for layer in model.layers]
     try:
-        model.save(tmp)
-        os.replace(tmp, path)
+        for i, layer in enumerate(model.layers):
+            layer.trainable = i >= start and flags[i]
+        return _fit(model, images, labels, epochs=epochs, batch_size=batch_size,
+                    learning_rate=learning_rate, seed=seed)
     finally:
-        tmp.unlink(missing_ok=True)
-    return path
+        for layer, flag in zip(model.layers, flags, strict=True):
+            layer.trainable = flag
 
 
-def load_model(path: str | os.PathLike):
-    """Load a ``.keras`` model, with a clear error when the file is missing or not a model.
+def fine_tune(model: Any, images: np.ndarray, labels: np.ndarray, *, head_epochs: int = 1,
+              finetune_epochs: int = 1, batch_size: int = 64, learning_rate: float = 1e-3,
+              finetune_learning_rate: float = 1e-4, seed: int = 0) -> list[Any]:
+    """Fine-tune in two stages: the head with the base frozen, then everything at a lower rate.
 
-    >>> load_model("nowhere.keras")
-    Traceback (most recent call last):
-    ...
-    tlcnn_helpers.errors.ModelInputError: no model file at nowhere.keras: train one first ...
+    The usual recipe (Keras guide "Transfer learning & fine-tuning"): freezing first keeps
+    the large gradients of a fresh head from wrecking the copied weights. BatchNorm layers
+    stay in inference mode in the second stage too, as that guide recommends.
+    Returns the two Keras histories.
+
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
+    ...                       keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    >>> len(fine_tune(m, np.ones((4, 8, 8, 3)), np.array([0, 1, 0, 1])))
+    2
     """
-    import keras
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelInputError(f"no model file at {path}: train one first (notebook 03, or "
-                              f"`python -m tlcnn_helpers train cifar10 --out {path}`)")
+    histories = [fit_head(model, images, labels, epochs=head_epochs, batch_size=batch_size,
+                          learning_rate=learning_rate, seed=seed)] if head_epochs else []
+    norms = batchnorm_layers(model)
+    flags = [layer.trainable for _, layer in norms]
     try:
-        return keras.models.load_model(path)
-    except Exception as err:  # Keras raises several types for a damaged archive
-        raise ModelInputError(f"{path} is not a readable .keras model ({err}); delete it and "
-                              f"train again") from err
-
-
-# ---------------------------------------------------------------------------- error analysis
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts ``[true class, predicted class]`` (rows: the truth).
-
-    >>> confusion_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]), 2).tolist()
-    [[1, 1], [0, 1]]
-    """
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return matrix
-
-
-def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
-    """The share of each true class predicted correctly (the diagonal over the row sums).
-
-    >>> per_class_accuracy(np.array([[3, 1], [0, 2]])).tolist()
-    [0.75, 1.0]
-    """
-    totals = matrix.sum(axis=1)
-    return np.divide(np.diag(matrix), totals, out=np.zeros(len(matrix)), where=totals > 0)
-
-
-def most_confident_mistakes(probabilities: np.ndarray, y_true: np.ndarray, count: int = 8
-                            ) -> np.ndarray:
-    """Indices of the wrong predictions made with the highest confidence, most confident first.
-
-    >>> p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
-    >>> most_confident_mistakes(p, np.array([1, 1, 1]), count=5).tolist()
-    [0, 2]
-    """
-    predicted = probabilities.argmax(axis=1)
-    wrong = np.flatnonzero(predicted != np.asarray(y_true))
-    confidence = probabilities[wrong, predicted[wrong]]
-    return wrong[np.argsort(-confidence, kind="stable")][:count]
-
-
-def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *,
-                          title: str = "Confusion matrix"):
-    """The confusion matrix as a heat map (cividis), each row normalised to shares.
-
-    >>> plot_confusion_matrix(np.eye(2, dtype=int), ["a", "b"]).axes[0].get_ylabel()
-    'true class'
-    """
-    from .viz import closed_figure
-
-    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, axes = closed_figure(1, 1, 6.2, 5.2)  # shown once by the cell that returns it
-    ax = axes[0, 0]
-    shown = ax.imshow(shares, cmap="cividis", vmin=0, vmax=1)
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
-    for (row, col), share in np.ndenumerate(shares):
-        ax.text(col, row, f"{share:.2f}"[1:] if share < 1 else "1", ha="center", va="center",
-                fontsize=7, color="black" if share > 0.5 else "white")
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title)
-    fig.colorbar(shown, ax=ax, label="share of the true class")
-    return fig
-
-
-def plot_per_class_accuracy(accuracies: dict[str, Sequence[float]], class_names: Sequence[str],
-                            *, title: str = "Accuracy per class"):
-    """Grouped bars: one group per class, one bar (hatched differently) per model.
-
-    >>> plot_per_class_accuracy({"m": [0.5, 1.0]}, ["a", "b"]).axes[0].get_xlabel()
-    'true class'
-    """
-    import matplotlib.pyplot as plt
-
-    from .viz import closed_figure
-
-    fig, axes = closed_figure(1, 1, 7, 3.4)  # shown once by the cell that returns it
-    ax = axes[0, 0]
-    width = 0.8 / max(len(accuracies), 1)
-    colours = plt.get_cmap("cividis")(np.linspace(0.15, 0.85, max(len(accuracies), 1)))
-    hatches = ["", "//", "..", "xx"]
-    positions = np.arange(len(class_names))
-    for i, (label, values) in enumerate(accuracies.items()):
-        ax.bar(positions + i * width, values, width, label=label, color=colours[i],
-               hatch=hatches[i % len(hatches)], edgecolor="black", linewidth=0.4)
-    ax.set_xticks(positions + width * (len(accuracies) - 1) / 2, class_names, rotation=30)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("true class")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    return fig
-
-
-def plot_learning_curves(results: dict[str, TrainingResult], *, metric: str = "val_accuracy",
-                         against: str = "elapsed_seconds", title: str | None = None):
-    """One curve per run: ``metric`` per epoch against wall time (or ``against="epoch"``).
-
-    >>> run = TrainingResult(None, [{"epoch": 1, "val_accuracy": 0.5, "elapsed_seconds": 3.0}],
-    ...                      2.0, 3.0, 10.0)
-    >>> plot_learning_curves({"demo": run}).axes[0].get_xlabel()
-    'wall time (s)'
-    """
-    import matplotlib.pyplot as plt
-
-    from .viz import closed_figure
-
-    fig, axes = closed_figure(1, 1, 6.4, 3.6)  # shown once by the cell that returns it
-    ax = axes[0, 0]
-    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.8, max(len(results), 1)))
-    styles, markers = ["-", "--", ":", "-."], ["o", "s", "^", "D"]
-    for i, (label, result) in enumerate(results.items()):
-        ax.plot(result.curve(against), result.curve(metric), label=label, color=colours[i],
-                linestyle=styles[i % 4], marker=markers[i % 4])
-    ax.set_xlabel("wall time (s)" if against == "elapsed_seconds" else against.replace("_", " "))
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(title or f"{metric.replace('_', ' ')} during training")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return fig
+        for _, layer in norms:
+            layer.trainable = False
+        if finetune_epochs:
+            histories.append(_fit(model, images, labels, epochs=finetune_epochs,
+                                  batch_size=batch_size, learning_rate=finetune_learning_rate,
+                                  seed=seed + 1))
+    finally:
+        for (_, layer), flag in zip(norms, flags, strict=True):
+            layer.trainable = flag
+    return histories

@@ -11,13 +11,14 @@ shape still fits:
 * :func:`make_size_agnostic` replaces ``Flatten`` by global pooling and the input by
   ``(None, None, channels)``, so one set of weights runs on any image large enough; the
   dense head is kept where its shapes allow, otherwise folded (see :func:`fold_flatten_kernel`)
-  and, given labelled images, re-fitted (:func:`fit_head`).
+  and, given labelled images, re-fitted (:func:`~tlcnn_helpers.training.fit_head`).
 * :func:`recalibrate_batchnorm` recomputes BatchNorm's moving statistics from unlabelled
-  images at the new resolution (the train-test resolution discrepancy of Touvron et al.,
-  2019, "Fixing the train-test resolution discrepancy").
+  images at the new resolution (AdaBN, Li et al. 2016; why the statistics shift: Touvron et al. 2019).
 * :func:`with_resizing` is the baseline: resize the new images to the old size.
-* :func:`pretrained_application` builds a Keras Applications base with ImageNet weights
-  when they can be had, and falls back to ``weights=None`` with a clear message offline.
+* :func:`resolution_sweep` measures one size-agnostic model at several image sizes.
+
+Keras Applications (ImageNet weights, offline fallback) are in :mod:`tlcnn_helpers.pretrained`;
+fine-tuning is :func:`tlcnn_helpers.training.fine_tune`.
 
 Bad input raises :class:`~tlcnn_helpers.errors.ModelInputError` naming the fix: an input
 too small for the model's pooling, grayscale images for an RGB model, a model that does not
@@ -30,28 +31,38 @@ take images.
 >>> big, report = with_input_shape(small, (64, 64, 3))
 >>> big.input_shape, report.copied, report.reinitialised
 ((None, 64, 64, 3), ['conv'], ['head'])
+
+Used by notebook 05 (the paper's failed attempts, the fix, BatchNorm re-calibration, the
+resolution sweep) and the ``transfer`` command.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple
 
+import keras
 import numpy as np
+from keras import KerasTensor, layers, ops
 
+from . import compat
 from .errors import ModelInputError
-from .paths import OFFLINE_ENV_VAR, offline_mode
+from .evaluation import (
+    _trace,
+    check_channels,
+    check_images,
+    check_input_shape,
+    evaluate,
+    image_input_shape,
+    is_model,
+    parse_input_shape,
+    shape_text,
+    walk_layers,
+)
+from .training import batchnorm_layers, fit_head
 
 POOLINGS = ("avg", "max")
-APPLICATIONS = ("VGG16", "ResNet50", "MobileNetV2")
-# Where Keras Applications download their weights from (checked before trying, so an
-# offline machine falls back at once instead of hanging on a download).
-WEIGHTS_HOST = "storage.googleapis.com"
 
 
 # ---------------------------------------------------------------------------- reports
@@ -107,8 +118,8 @@ class TransferReport:
         return kept / total if total else 1.0
 
     def summary(self) -> str:
-        return (f"{self.model}: {_shape_text(self.old_input_shape)} -> "
-                f"{_shape_text(self.new_input_shape)}; {len(self.copied)} layers copied, "
+        return (f"{self.model}: {shape_text(self.old_input_shape)} -> "
+                f"{shape_text(self.new_input_shape)}; {len(self.copied)} layers copied, "
                 f"{len(self.folded)} folded, {len(self.reinitialised)} re-initialised "
                 f"({self.copied_fraction:.1%} of the parameters carried over)")
 
@@ -117,8 +128,8 @@ class TransferReport:
         kind_width = max([len("type")] + [len(r.kind) for r in self.layers])
         lines = [f"{'layer':<{width}}  {'type':<{kind_width}}  {'status':<14}  weights (old -> new)"]
         for r in self.layers:
-            old = ", ".join(map(_shape_text, r.old_shapes))
-            new = ", ".join(map(_shape_text, r.new_shapes))
+            old = ", ".join(map(shape_text, r.old_shapes))
+            new = ", ".join(map(shape_text, r.new_shapes))
             change = old if old == new else f"{old} -> {new}"
             lines.append(f"{r.layer:<{width}}  {r.kind:<{kind_width}}  {r.status:<14}  {change}")
         lines += [f"replaced: {item}" for item in self.replaced]
@@ -134,273 +145,6 @@ class TransferResult(NamedTuple):
     report: TransferReport
 
 
-def _shape_text(shape: Sequence) -> str:
-    return "x".join("?" if d is None else str(d) for d in shape)
-
-
-# ---------------------------------------------------------------------------- checks
-_SPATIAL_LAYER_NAMES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose",
-                        "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                        "GlobalMaxPooling2D")
-
-
-def _spatial_layer_types() -> tuple[type, ...]:
-    from keras import layers
-
-    return tuple(getattr(layers, name) for name in _SPATIAL_LAYER_NAMES)
-
-
-def _is_model(layer: Any) -> bool:
-    import keras
-
-    return isinstance(layer, keras.Model)
-
-
-def _walk_layers(model: Any, prefix: str = ""):
-    """Every non-model layer with its path (``outer/inner``), nested models descended into."""
-    for layer in model.layers:
-        path = f"{prefix}{layer.name}"
-        if _is_model(layer):
-            yield from _walk_layers(layer, prefix=f"{path}/")
-        else:
-            yield path, layer
-
-
-def image_input_shape(model: Any, *, require_convolution: bool = True) -> tuple:
-    """The ``(height, width, channels)`` a model takes, or a clear error if it takes no images.
-
-    >>> import keras
-    >>> image_input_shape(keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3)]))
-    (8, 8, 1)
-    """
-    import keras
-
-    if not isinstance(model, keras.Model):
-        raise ModelInputError(f"expected a Keras model, got {type(model).__name__}: load it with "
-                              f"keras.models.load_model(path) first")
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        inputs = None
-    if not inputs:
-        raise ModelInputError(
-            f"model {model.name!r} has not been built, so its input shape is unknown: give it "
-            f"an input, e.g. keras.Sequential([keras.Input((32, 32, 3)), ...])")
-    if len(inputs) != 1:
-        raise ModelInputError(f"model {model.name!r} has {len(inputs)} inputs: only models with one "
-                              f"image input can be moved to another image size")
-    shape = tuple(inputs[0].shape)
-    if len(shape) != 4:
-        raise ModelInputError(
-            f"model {model.name!r} takes inputs of shape {shape}, not images "
-            f"(batch, height, width, channels): it is not an image model, so there is no image "
-            f"size to change. Use a model whose first layers are Conv2D/pooling layers.")
-    if require_convolution and not any(isinstance(layer, _spatial_layer_types())
-                                       for _, layer in _walk_layers(model)):
-        raise ModelInputError(
-            f"model {model.name!r} has no convolution or pooling layer: all its weights depend "
-            f"on the image size, so none would carry over. It is not a convolutional image "
-            f"model; train a new one at the new size instead.")
-    return shape[1:]
-
-
-def _parse_input_shape(input_shape: Sequence, old: tuple, allow_none: bool = False) -> tuple:
-    try:
-        shape = tuple(None if d is None else int(d) for d in input_shape)
-    except (TypeError, ValueError):
-        shape = ()
-    if len(shape) == 2:  # (height, width): keep the channels
-        shape = (*shape, old[2])
-    valid = (len(shape) == 3 and shape[2] is not None and shape[2] > 0
-             and all((d is None and allow_none) or (d is not None and d > 0) for d in shape[:2]))
-    if not valid:
-        raise ModelInputError(
-            f"input_shape={tuple(input_shape) if isinstance(input_shape, Sequence) else input_shape!r}"
-            f" is not (height, width, channels) with positive integers, e.g. (96, 96, 3)")
-    return shape
-
-
-def _check_channels(model: Any, channels: int, old: tuple, what: str) -> None:
-    expected = old[2]
-    if expected is None or channels == expected:
-        return
-    if expected == 3 and channels == 1:
-        fix = ("grayscale images into an RGB model: convert the images to 3 channels with "
-               "tf.image.grayscale_to_rgb(images) (or np.repeat(images, 3, axis=-1)) and keep "
-               "3 channels")
-    elif expected == 1 and channels == 3:
-        fix = ("RGB images into a grayscale model: convert them with "
-               "tf.image.rgb_to_grayscale(images) and keep 1 channel")
-    else:
-        fix = f"convert the images to {expected} channels"
-    raise ModelInputError(
-        f"{what} has {channels} channel(s) but model {model.name!r} was trained on {expected}: "
-        f"the first layer's weights are per input channel, so they cannot be copied. {fix[0].upper()}{fix[1:]}.")
-
-
-class _ShapeFailure(Exception):
-    def __init__(self, layer: str, kind: str, input_shapes: list, cause: Exception):
-        super().__init__(f"{layer}: {cause}")
-        self.layer, self.kind, self.input_shapes, self.cause = layer, kind, input_shapes, cause
-
-
-def _trace(model: Any, x: Any, prefix: str = "", inputs_seen: dict | None = None) -> Any:
-    """Propagate a symbolic batch through the model's graph without building anything.
-
-    ``inputs_seen`` (if given) collects each layer's input shapes by ``id(layer)``.
-    """
-    from keras import KerasTensor
-
-    def step(op: Any, *args: Any, **kwargs: Any) -> Any:
-        path = f"{prefix}{getattr(op, 'name', type(op).__name__)}"
-        if _is_model(op):
-            return _trace(op, args[0], prefix=f"{path}/", inputs_seen=inputs_seen)
-        shapes = [tuple(t.shape) for t in args if isinstance(t, KerasTensor)]
-        for item in args:  # merge layers (Add, Concatenate) take a list
-            if isinstance(item, (list, tuple)):
-                shapes += [tuple(t.shape) for t in item if isinstance(t, KerasTensor)]
-        if inputs_seen is not None:
-            inputs_seen[id(op)] = shapes
-        try:
-            out = op.compute_output_spec(*args, **kwargs)
-        except Exception as err:  # Keras raises ValueError (sizes) or TypeError (odd ops)
-            raise _ShapeFailure(path, type(op).__name__, shapes, err) from err
-        for tensor in (out if isinstance(out, (list, tuple)) else [out]):
-            dims = tuple(getattr(tensor, "shape", ()))
-            if len(dims) == 4 and any(d is not None and d <= 0 for d in dims[1:3]):
-                raise _ShapeFailure(path, type(op).__name__, shapes,
-                                    ValueError(f"output would be {_shape_text(dims[1:])}"))
-        return out
-
-    if hasattr(model, "_run_through_graph") and not _is_sequential(model):
-        return model._run_through_graph([x], operation_fn=lambda op: op, call_fn=step)
-    for layer in model.layers:
-        x = step(layer, x)
-    return x
-
-
-def _is_sequential(model: Any) -> bool:
-    import keras
-
-    return isinstance(model, keras.Sequential)
-
-
-def _fits(model: Any, height: int, width: int, channels: int) -> bool:
-    from keras import KerasTensor
-
-    try:
-        _trace(model, KerasTensor((None, height, width, channels), dtype=model.inputs[0].dtype))
-    except _ShapeFailure:
-        return False
-    return True
-
-
-def minimum_input_size(model: Any, channels: int | None = None) -> tuple[int, int]:
-    """The smallest ``(height, width)`` for which no layer's output shrinks to zero.
-
-    Found by propagating symbolic shapes (nothing is built, so it is quick even for ResNet50).
-
-    >>> import keras
-    >>> m = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3),
-    ...                       keras.layers.MaxPooling2D(), keras.layers.MaxPooling2D()])
-    >>> minimum_input_size(m)
-    (6, 6)
-    """
-    old = image_input_shape(model, require_convolution=False)
-    channels = channels or old[2]
-    big = 4096
-    for d in old[:2]:
-        if d:
-            big = max(big, d)
-    if not _fits(model, big, big, channels):
-        raise ModelInputError(f"model {model.name!r} cannot take {big}x{big} images either: "
-                              f"its shapes do not depend on the image size alone")
-
-    def smallest(fit: Callable[[int], bool]) -> int:
-        low, high = 1, big  # fit(high) is True; monotone for conv/pool stacks
-        while low < high:
-            mid = (low + high) // 2
-            if fit(mid):
-                high = mid
-            else:
-                low = mid + 1
-        return low
-
-    height = smallest(lambda h: _fits(model, h, big, channels))
-    width = smallest(lambda w: _fits(model, big, w, channels))
-    return height, width
-
-
-def check_input_shape(model: Any, input_shape: Sequence, *, allow_none: bool = False,
-                      require_convolution: bool = True) -> tuple:
-    """Validate ``input_shape`` for ``model``; returns it as ``(height, width, channels)``.
-
-    Raises :class:`ModelInputError` for a shape that is not (height, width, channels), a
-    channel count the first layer cannot take, or an image too small for the model's pooling
-    (naming the layer and the smallest size that works).
-
-    >>> import keras
-    >>> m = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.MaxPooling2D(8)])
-    >>> check_input_shape(m, (64, 64, 3))
-    (64, 64, 3)
-    """
-    from keras import KerasTensor
-
-    old = image_input_shape(model, require_convolution=require_convolution)
-    shape = _parse_input_shape(input_shape, old, allow_none=allow_none)
-    _check_channels(model, shape[2], old, f"input_shape={shape}")
-    if None in shape[:2]:
-        return shape
-    try:
-        _trace(model, KerasTensor((None, *shape), dtype=model.inputs[0].dtype))
-    except _ShapeFailure as failure:
-        min_h, min_w = minimum_input_size(model, shape[2])  # only on failure: a few traces
-        if shape[0] >= min_h and shape[1] >= min_w:
-            raise ModelInputError(
-                f"model {model.name!r} cannot take input_shape={shape}: layer {failure.layer!r} "
-                f"({failure.kind}) fails on inputs {failure.input_shapes}: {failure.cause}") from None
-        got = ", ".join(_shape_text(s[1:]) for s in failure.input_shapes) or "?"
-        raise ModelInputError(
-            f"input_shape={shape} is too small for model {model.name!r}: layer {failure.layer!r} "
-            f"({failure.kind}) would get a {got} input and shrink it to nothing. The smallest "
-            f"size that works is {min_h}x{min_w} pixels: use at least "
-            f"input_shape=({min_h}, {min_w}, {shape[2]}), or resize the images up "
-            f"(keras.layers.Resizing).") from None
-    return shape
-
-
-def check_images(model: Any, images: np.ndarray, name: str = "images") -> None:
-    """Check that a batch of images suits ``model`` (rank, channels, size), else explain the fix.
-
-    >>> import keras
-    >>> m = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3),
-    ...                       keras.layers.GlobalAveragePooling2D()])
-    >>> check_images(m, np.zeros((2, 8, 8, 1)))
-    Traceback (most recent call last):
-    ...
-    tlcnn_helpers.errors.ModelInputError: images has 1 channel(s) but model ...
-    """
-    old = image_input_shape(model, require_convolution=False)
-    shape = tuple(np.shape(images))
-    if len(shape) == 3 and old[2] in (1, 3):
-        hint = (" They look like grayscale images without a channel axis: add it with "
-                "images[..., None]" + (" and convert to RGB with np.repeat(images[..., None], 3, "
-                                       "axis=-1)" if old[2] == 3 else "") + ".")
-        raise ModelInputError(f"{name} has shape {shape}, not (count, height, width, "
-                              f"channels).{hint}")
-    if len(shape) != 4:
-        raise ModelInputError(f"{name} has shape {shape}, not (count, height, width, channels)")
-    _check_channels(model, shape[3], old, name)
-    if None not in old[:2] and tuple(shape[1:3]) != tuple(old[:2]):
-        raise ModelInputError(
-            f"{name} are {shape[1]}x{shape[2]} but model {model.name!r} takes "
-            f"{_shape_text(old[:2])} images: move it with with_input_shape(model, "
-            f"({shape[1]}, {shape[2]}, {shape[3]})), make_size_agnostic(model), or resize "
-            f"the images (with_resizing)")
-    if None in old[:2]:  # a size-agnostic model: are the images large enough?
-        check_input_shape(model, shape[1:], require_convolution=False)
-
-
 # ---------------------------------------------------------------------------- rebuilding
 def _clone_layer(layer: Any) -> Any:
     return layer.__class__.from_config(layer.get_config())
@@ -409,12 +153,10 @@ def _clone_layer(layer: Any) -> Any:
 def _rebuild(model: Any, input_shape: tuple, replace: Callable[[Any], Any | None],
              pairs: list, cache: dict) -> Any:
     """The same architecture at ``input_shape``; ``pairs`` collects (old, new) layers."""
-    import keras
-
     def clone(layer: Any, x_shape: tuple) -> Any:
         if id(layer) in cache:  # a shared layer stays shared
             return cache[id(layer)]
-        if _is_model(layer):
+        if is_model(layer):
             new = _rebuild(layer, x_shape, replace, pairs, cache)
         else:
             new = replace(layer) or _clone_layer(layer)
@@ -424,7 +166,7 @@ def _rebuild(model: Any, input_shape: tuple, replace: Callable[[Any], Any | None
 
     old_input = model.inputs[0]
     inputs = keras.Input(shape=input_shape, dtype=old_input.dtype)
-    if _is_sequential(model):
+    if isinstance(model, keras.Sequential):
         x, new_layers = inputs, []
         for layer in model.layers:
             new = clone(layer, tuple(x.shape[1:]))
@@ -441,7 +183,7 @@ def _rebuild(model: Any, input_shape: tuple, replace: Callable[[Any], Any | None
 
         # The graph walk keras.models.clone_model uses; walking it here gives each nested
         # model the concrete shape it is called on (clone_model would keep its old input).
-        outputs = model._run_through_graph([inputs], operation_fn=lambda op: op, call_fn=call)
+        outputs = compat.run_through_graph(model, [inputs], call_fn=call)
         rebuilt = keras.Model(inputs, outputs, name=model.name)
     if not model.trainable:
         rebuilt.trainable = False
@@ -554,18 +296,14 @@ def make_size_agnostic(model: Any, pooling: str = "avg", *,
     >>> agnostic.input_shape, report.folded, agnostic.predict(np.zeros((1, 40, 24, 3)), verbose=0).shape
     ((None, None, None, 3), ['head'], (1, 2))
     """
-    from keras import layers
-
     if pooling not in POOLINGS:
         raise ModelInputError(f"pooling={pooling!r}: use 'avg' (global average) or 'max'")
     old = image_input_shape(model)
     # The shapes inside the model's own graph (a layer called elsewhere too has other inputs).
-    from keras import KerasTensor
-
     seen: dict[int, list] = {}
     _trace(model, KerasTensor((None, *old), dtype=model.inputs[0].dtype), inputs_seen=seen)
     flatten_shapes: dict[int, tuple] = {}
-    for _, layer in _walk_layers(model):
+    for _, layer in walk_layers(model):
         if isinstance(layer, layers.Flatten):
             in_shape = seen[id(layer)][0] if seen.get(id(layer)) else tuple(layer.input.shape)
             if len(in_shape) != 4:
@@ -580,7 +318,7 @@ def make_size_agnostic(model: Any, pooling: str = "avg", *,
         if id(layer) not in flatten_shapes:
             return None
         new = pool_class(name=f"global_{pooling}_pool" + ("" if not replaced else f"_{len(replaced)}"))
-        replaced.append(f"{layer.name} (Flatten of {_shape_text(flatten_shapes[id(layer)])}) -> "
+        replaced.append(f"{layer.name} (Flatten of {shape_text(flatten_shapes[id(layer)])}) -> "
                         f"{new.name} ({pool_class.__name__})")
         new_flatten[id(new)] = flatten_shapes[id(layer)]
         return new
@@ -616,143 +354,6 @@ def make_size_agnostic(model: Any, pooling: str = "avg", *,
     return TransferResult(rebuilt, report)
 
 
-# ---------------------------------------------------------------------------- training
-def _loss_for(model: Any) -> Any:
-    import keras
-
-    last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    from_logits = getattr(activation, "__name__", "") != "softmax"
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-
-
-def _compile(model: Any, learning_rate: float) -> None:
-    import keras
-
-    # No XLA: compiling costs more than it saves on the few epochs these helpers run.
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=_loss_for(model),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  jit_compile=False)
-
-
-def _head_start(model: Any) -> int:
-    """Index in ``model.layers`` of the first layer after the last global pooling layer."""
-    from keras import layers
-
-    pools = (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D, layers.Flatten)
-    found = [i for i, layer in enumerate(model.layers) if isinstance(layer, pools)]
-    if not found:
-        raise ModelInputError(f"model {model.name!r} has no Flatten or global pooling layer at its "
-                              f"top level, so its head cannot be told apart from its base")
-    return found[-1] + 1
-
-
-def _checked_labels(model: Any, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The labels as an array, once images fit ``model`` and there is one integer per image."""
-    check_images(model, images)
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != len(images):
-        raise ModelInputError(f"labels must be one integer per image: got shape {labels.shape} "
-                              f"for {len(images)} images")
-    return labels
-
-
-def _batchnorm_layers(model: Any) -> list[tuple[str, Any]]:
-    """``(path, layer)`` of every BatchNormalization layer, nested ones included."""
-    from keras import layers
-
-    return [(path, layer) for path, layer in _walk_layers(model)
-            if isinstance(layer, layers.BatchNormalization)]
-
-
-def _fit(model: Any, images: np.ndarray, labels: np.ndarray, *, epochs: int, batch_size: int,
-         learning_rate: float, seed: int) -> Any:
-    import keras
-
-    labels = _checked_labels(model, images, labels)
-    keras.utils.set_random_seed(seed)
-    _compile(model, learning_rate)
-    return model.fit(images, labels, epochs=epochs, batch_size=batch_size, shuffle=True,
-                     verbose=0)
-
-
-def fit_classifier(model: Any, images: np.ndarray, labels: np.ndarray, *, epochs: int = 1,
-                   batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0) -> Any:
-    """Train every trainable layer on integer ``labels`` with Adam (e.g. a model from scratch).
-
-    Uses the same loss, optimizer and seeding as :func:`fit_head` and :func:`fine_tune`,
-    so a from-scratch baseline and a fine-tuned model are trained alike.
-
-    >>> import keras
-    >>> m = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
-    ...                       keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
-    >>> len(fit_classifier(m, np.ones((4, 8, 8, 3)), np.array([0, 1, 0, 1]), epochs=2).history["loss"])
-    2
-    """
-    return _fit(model, images, labels, epochs=epochs, batch_size=batch_size,
-                learning_rate=learning_rate, seed=seed)
-
-
-def fit_head(model: Any, images: np.ndarray, labels: np.ndarray, *, epochs: int = 1,
-             batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0) -> Any:
-    """Train only the layers after the (last) Flatten or global pooling; the rest stay frozen.
-
-    ``labels`` are integers; the model is compiled with sparse categorical cross-entropy
-    (from logits unless the last layer is a softmax). Trainable flags are restored after.
-
-    >>> import keras
-    >>> m = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
-    ...                       keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
-    >>> before = m.layers[0].kernel.numpy().copy()
-    >>> _ = fit_head(m, np.ones((4, 8, 8, 3)), np.array([0, 1, 0, 1]))
-    >>> bool((m.layers[0].kernel.numpy() == before).all())
-    True
-    """
-    start = _head_start(model)
-    flags = [layer.trainable for layer in model.layers]
-    try:
-        for i, layer in enumerate(model.layers):
-            layer.trainable = i >= start and flags[i]
-        return _fit(model, images, labels, epochs=epochs, batch_size=batch_size,
-                    learning_rate=learning_rate, seed=seed)
-    finally:
-        for layer, flag in zip(model.layers, flags, strict=True):
-            layer.trainable = flag
-
-
-def fine_tune(model: Any, images: np.ndarray, labels: np.ndarray, *, head_epochs: int = 1,
-              finetune_epochs: int = 1, batch_size: int = 64, learning_rate: float = 1e-3,
-              finetune_learning_rate: float = 1e-4, seed: int = 0) -> list[Any]:
-    """Fine-tune in two stages: the head with the base frozen, then everything at a lower rate.
-
-    The usual recipe (Keras guide "Transfer learning & fine-tuning"): freezing first keeps
-    the large gradients of a fresh head from wrecking the copied weights. BatchNorm layers
-    stay in inference mode in the second stage too, as that guide recommends.
-    Returns the two Keras histories.
-
-    >>> import keras
-    >>> m = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
-    ...                       keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
-    >>> len(fine_tune(m, np.ones((4, 8, 8, 3)), np.array([0, 1, 0, 1])))
-    2
-    """
-    histories = [fit_head(model, images, labels, epochs=head_epochs, batch_size=batch_size,
-                          learning_rate=learning_rate, seed=seed)] if head_epochs else []
-    norms = _batchnorm_layers(model)
-    flags = [layer.trainable for _, layer in norms]
-    try:
-        for _, layer in norms:
-            layer.trainable = False
-        if finetune_epochs:
-            histories.append(_fit(model, images, labels, epochs=finetune_epochs,
-                                  batch_size=batch_size, learning_rate=finetune_learning_rate,
-                                  seed=seed + 1))
-    finally:
-        for (_, layer), flag in zip(norms, flags, strict=True):
-            layer.trainable = flag
-    return histories
-
-
 # ---------------------------------------------------------------------------- BatchNorm
 @dataclass(frozen=True)
 class Recalibration:
@@ -775,8 +376,7 @@ def recalibrate_batchnorm(model: Any, images: np.ndarray, *, batch_size: int = 6
     see what they would see in training), while its inputs' exact mean and variance over all
     ``images`` are accumulated; they then replace the moving statistics. Nothing else
     changes: Dropout and augmentation stay in inference mode, weights are untouched. This is
-    the "precise BatchNorm" fix for the train-test resolution discrepancy (Touvron et al.
-    2019). Copy the model first (:func:`with_input_shape` at the same size, or
+    AdaBN (Li et al. 2016): re-estimating BatchNorm's statistics on the new images. Copy the model first (:func:`with_input_shape` at the same size, or
     :func:`make_size_agnostic`) to keep the original statistics.
 
     >>> import keras
@@ -786,12 +386,10 @@ def recalibrate_batchnorm(model: Any, images: np.ndarray, *, batch_size: int = 6
     >>> m.layers[0].moving_mean.numpy().tolist()
     [5.0, 5.0, 5.0]
     """
-    from keras import ops
-
     check_images(model, images)
     if len(images) == 0:
         raise ModelInputError("images is empty: recalibration needs at least one batch of images")
-    norms = _batchnorm_layers(model)
+    norms = batchnorm_layers(model)
     if not norms:
         raise ModelInputError(f"model {model.name!r} has no BatchNormalization layer to re-calibrate")
     sums: dict[int, list] = {id(layer): [0.0, 0.0, 0] for _, layer in norms}
@@ -837,7 +435,6 @@ def recalibrate_batchnorm(model: Any, images: np.ndarray, *, batch_size: int = 6
                          float(np.mean(np.concatenate(shifts))))
 
 
-# ---------------------------------------------------------------------------- baselines
 def with_resizing(model: Any, input_shape: Sequence, *, interpolation: str = "bilinear",
                   antialias: bool = True) -> Any:
     """The resize baseline: a model taking ``input_shape`` images that first resizes them to the
@@ -849,13 +446,11 @@ def with_resizing(model: Any, input_shape: Sequence, *, interpolation: str = "bi
     >>> with_resizing(m, (96, 96, 3)).input_shape
     (None, 96, 96, 3)
     """
-    import keras
-
     old = image_input_shape(model)
     if None in old[:2]:
         raise ModelInputError(f"model {model.name!r} takes any image size: it needs no resizing")
-    shape = _parse_input_shape(input_shape, old)
-    _check_channels(model, shape[2], old, f"input_shape={shape}")
+    shape = parse_input_shape(input_shape, old)
+    check_channels(model, shape[2], old, f"input_shape={shape}")
     inputs = keras.Input(shape=shape, dtype=model.inputs[0].dtype, name="image")
     x = keras.layers.Resizing(old[0], old[1], interpolation=interpolation, antialias=antialias,
                               name=f"resize_to_{old[0]}x{old[1]}")(inputs)
@@ -869,29 +464,12 @@ def resize_images(images: np.ndarray, size: int | Sequence[int], *, batch_size: 
     >>> resize_images(np.zeros((2, 32, 32, 3), "uint8"), 48).shape
     (2, 48, 48, 3)
     """
-    import keras
-
     height, width = (size, size) if isinstance(size, int) else tuple(size)
     resize = keras.layers.Resizing(height, width, antialias=antialias)
     parts = [np.asarray(resize(np.asarray(images[i:i + batch_size], "float32")))
              for i in range(0, len(images), batch_size)]
     return np.concatenate(parts) if parts else np.zeros((0, height, width, images.shape[-1]),
                                                         "float32")
-
-
-def accuracy(model: Any, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 64) -> float:
-    """Share of ``images`` whose arg-max prediction equals the integer ``labels``.
-
-    >>> import keras
-    >>> m = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2D(2, 1),
-    ...                       keras.layers.GlobalMaxPooling2D()])
-    >>> 0.0 <= accuracy(m, np.zeros((3, 4, 4, 3)), np.array([0, 1, 0])) <= 1.0
-    True
-    """
-    labels = _checked_labels(model, images, labels)
-    predicted = [np.argmax(np.asarray(model(np.asarray(images[i:i + batch_size]), training=False)),
-                          axis=-1) for i in range(0, len(images), batch_size)]
-    return float(np.mean(np.concatenate(predicted) == labels))
 
 
 @dataclass(frozen=True)
@@ -922,123 +500,17 @@ def resolution_sweep(model: Any, images: np.ndarray, labels: np.ndarray, sizes: 
     """
     old = image_input_shape(model)
     if None not in old[:2]:
-        raise ModelInputError(f"model {model.name!r} takes only {_shape_text(old)} images: make it "
+        raise ModelInputError(f"model {model.name!r} takes only {shape_text(old)} images: make it "
                               f"size-agnostic first (make_size_agnostic(model))")
     rows = []
     for size in sizes:
         resized = resize_images(images, size, batch_size=256)
-        plain = accuracy(model, resized, labels, batch_size=batch_size)
+        plain = evaluate(model, resized, labels, batch_size=batch_size)["test_accuracy"]
         recalibrated = None
         if recalibration_images is not None:
             copy, _ = with_input_shape(model, old)
             recalibrate_batchnorm(copy, resize_images(recalibration_images, size),
                                   batch_size=batch_size)
-            recalibrated = accuracy(copy, resized, labels, batch_size=batch_size)
+            recalibrated = evaluate(copy, resized, labels, batch_size=batch_size)["test_accuracy"]
         rows.append(ResolutionRow(int(size), plain, recalibrated))
     return rows
-
-
-# ---------------------------------------------------------------------------- applications
-@dataclass(frozen=True)
-class PretrainedBase:
-    """A Keras Applications model and where its weights came from."""
-
-    model: Any
-    weights: str | None  # "imagenet", or None (random initialisation)
-    message: str
-
-
-def _weights_file(name: str, alpha: float, rows: int) -> str:
-    if name == "MobileNetV2":
-        size = rows if rows in (96, 128, 160, 192, 224) else 224
-        return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{size}_no_top.h5"
-    return f"{name.lower()}_weights_tf_dim_ordering_tf_kernels_notop.h5"
-
-
-def _reachable(host: str, timeout: float) -> bool:
-    """Whether ``host:443`` accepts a connection within ``timeout`` seconds (DNS included)."""
-    result: list[bool] = []
-
-    def attempt() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    worker = threading.Thread(target=attempt, daemon=True)  # DNS ignores socket timeouts
-    worker.start()
-    worker.join(timeout)
-    return bool(result and result[0])
-
-
-def keras_cache_dir() -> Path:
-    """Where ``keras.utils.get_file`` keeps downloads (``$KERAS_HOME/models`` or ``~/.keras/models``).
-
-    >>> keras_cache_dir().name
-    'models'
-    """
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "models"
-
-
-def pretrained_application(name: str = "MobileNetV2", input_shape: Sequence[int] = (96, 96, 3),
-                           *, weights: str | None = "imagenet", alpha: float = 1.0,
-                           timeout: float = 3.0, host: str = WEIGHTS_HOST,
-                           verbose: bool = True) -> PretrainedBase:
-    """A Keras Applications base (``include_top=False``) with ImageNet weights if they can be had.
-
-    The weights come from Keras' cache (``~/.keras/models``) or a download. If neither works
-    (offline, the host unreachable within ``timeout`` seconds, a failed download) the base
-    is built with ``weights=None`` and the message says so: never a crash, never a long hang.
-    With ``TLCNN_OFFLINE`` set, only the cache is looked at: no connection is tried.
-
-    >>> base = pretrained_application("MobileNetV2", (96, 96, 3), weights=None, alpha=0.35,
-    ...                               verbose=False)
-    >>> base.weights, base.model.output_shape
-    (None, (None, 3, 3, 1280))
-    """
-    import keras
-
-    if name not in APPLICATIONS:
-        raise ModelInputError(f"name={name!r}: use one of {', '.join(APPLICATIONS)}")
-    shape = tuple(int(d) for d in input_shape)
-    if len(shape) != 3 or shape[2] != 3 or min(shape[:2]) < 32:
-        raise ModelInputError(f"input_shape={shape}: Keras Applications take RGB images of at "
-                              f"least 32x32, e.g. (96, 96, 3)")
-    builder = getattr(keras.applications, name)
-    options: dict[str, Any] = {"include_top": False, "input_shape": shape}
-    if name == "MobileNetV2":
-        options["alpha"] = alpha
-    if weights is None:
-        return PretrainedBase(builder(weights=None, **options), None,
-                              f"{name}: random weights (weights=None)")
-    cached = (keras_cache_dir() / _weights_file(name, alpha, shape[0])).exists()
-    message = ""
-    if not cached and offline_mode():
-        message = (f"{name}: the {weights} weights are not in {keras_cache_dir()} and "
-                   f"{OFFLINE_ENV_VAR} is set, so no download was tried")
-        result = None
-    elif cached or _reachable(host, timeout):
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(max(timeout, 30.0))  # a stalled download fails, not hangs
-        try:
-            model = builder(weights=weights, **options)
-            message = f"{name}: {weights} weights loaded" + (" from the cache" if cached else "")
-            result = PretrainedBase(model, weights, message)
-        except Exception as err:  # noqa: BLE001 - any download failure means: fall back
-            message = f"{name}: could not get the {weights} weights ({type(err).__name__}: {err})"
-            result = None
-        finally:
-            socket.setdefaulttimeout(previous)
-    else:
-        message = (f"{name}: the {weights} weights are not in {keras_cache_dir()} and {host} "
-                   f"cannot be reached (offline?)")
-        result = None
-    if result is None:
-        message += ("; using weights=None (random initialisation) instead, so its features are "
-                    "not pretrained. Run once online (or in Colab) to download and cache them.")
-        result = PretrainedBase(builder(weights=None, **options), None, message)
-    if verbose:
-        print(result.message)
-    return result

@@ -6,7 +6,7 @@ hyperparameters: learning rate, optimizer, filters, neurons, conv blocks and den
 builds a RandomSearch, Hyperband or BayesianOptimization tuner over it whose state lives
 in a folder (``tuning/`` by default, gitignored) so that an interrupted search resumes
 with every completed trial kept. The same code runs as keras-tuner's chief and workers
-for a distributed search (:func:`launch_distributed`).
+for a distributed search (:mod:`tlcnn_helpers.distributed`).
 
 Safety nets around keras-tuner, which reloads any folder it is pointed at:
 
@@ -16,29 +16,27 @@ Safety nets around keras-tuner, which reloads any folder it is pointed at:
 * the oracle's and trials' JSON files are written atomically, so a search killed at any
   moment reloads;
 * what TensorFlow keeps of each trial's model is released when the trial ends
-  (:mod:`tlcnn_helpers.sessions`), so memory stays flat however many trials run.
+  (:mod:`tlcnn_helpers.memory`), so memory stays flat however many trials run.
 
 >>> space = SEARCH_SPACES["small"]
 >>> space.filters, space.conv_blocks
 ((4, 8), (2, 3))
 >>> sorted(STL10HyperModel(space=space).declare_space().values)
 ['conv_blocks', 'dense_layers', 'dropout', 'filters', 'learning_rate', 'neurons', 'optimizer']
+
+Used by notebook 04 (the search, the tuners compared, resuming) and the ``tune`` command.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile  # noqa: F401 (the doctests use it)
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,13 +45,17 @@ import keras
 import keras_tuner
 import numpy as np
 
-from .errors import TLCNNError
-from .models import compile_for_classification, one_hot
-from .paths import path_from_env, repo_root, write_text_atomic
-from .sessions import custom_gradient_names, release_custom_gradients
+from . import compat
+from .data import stratified_split, stratified_subset
+from .errors import ReusedSearchWarning, SearchSpaceMismatchError, TuningError
+from .evaluation import evaluate
+from .files import write_json
+from .memory import custom_gradient_names, release_custom_gradients
+from .models import compile_for_classification, make_optimizer, paper_cnn
+from .settings import logs_dir, tuning_dir
 
 if TYPE_CHECKING:
-    from .profiles import Profile
+    from .settings import Profile
 
 TUNER_KINDS = ("random", "hyperband", "bayesian")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -62,41 +64,6 @@ STL10_INPUT_SHAPE = (96, 96, 3)
 MAX_FILTERS = 256  # the widest block of the paper's CIFAR model
 FINGERPRINT_FILE = "tlcnn_search.json"
 TRIAL_INFO_FILE = "tlcnn_trial.json"
-TUNING_DIR_ENV_VAR = "TLCNN_TUNING_DIR"
-LOGS_DIR_ENV_VAR = "TLCNN_LOGS_DIR"
-CHIEF_ID = "chief"
-LOOPBACK = "127.0.0.1"
-
-
-class TuningError(TLCNNError, ValueError):
-    """An impossible or contradictory search setting (zero trials, unknown tuner, ...)."""
-
-
-class SearchSpaceMismatchError(TuningError):
-    """A search folder was made for a different search space or tuner."""
-
-
-class ReusedSearchWarning(UserWarning):
-    """A search folder with completed trials is about to be reused, not rerun."""
-
-
-# ---------------------------------------------------------------------------- folders
-def tuning_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Where searches keep their state: ``TLCNN_TUNING_DIR``, else the checkout's ``tuning/``.
-
-    >>> tuning_dir(environ={"TLCNN_TUNING_DIR": "/tmp/t"}).as_posix()
-    '/tmp/t'
-    """
-    return path_from_env(TUNING_DIR_ENV_VAR, repo_root() / "tuning", environ)
-
-
-def logs_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Where TensorBoard logs go: ``TLCNN_LOGS_DIR``, else the checkout's ``logs/``.
-
-    >>> logs_dir(environ={"TLCNN_LOGS_DIR": "/tmp/l"}).as_posix()
-    '/tmp/l'
-    """
-    return path_from_env(LOGS_DIR_ENV_VAR, repo_root() / "logs", environ)
 
 
 def default_project_name(kind: str, profile_name: str) -> str:
@@ -108,11 +75,8 @@ def default_project_name(kind: str, profile_name: str) -> str:
     return f"stl10_{kind}_{profile_name}"
 
 
-def _write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON so that a reader sees the old file or the new one, never half of one."""
-    text = io.StringIO()
-    json.dump(obj, text)  # serialised in full before the file is touched
-    write_text_atomic(path, text.getvalue())
+def _write_json_compact(path: str | os.PathLike, obj: Any) -> None:
+    write_json(obj, path, indent=None)
 
 
 # ---------------------------------------------------------------------------- the space
@@ -172,59 +136,31 @@ def get_search_space(name: str) -> SearchSpace:
     return SEARCH_SPACES[name]
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """Adam, SGD with momentum 0.9, or RMSprop at ``learning_rate``.
+def build_search_model(*, learning_rate: float, optimizer: str, filters: int, neurons: int,
+                       conv_blocks: int, dense_layers: int, dropout: float = 0.0,
+                       input_shape: tuple[int, int, int] = (96, 96, 3), num_classes: int = 9,
+                       **_ignored: Any) -> keras.Model:
+    """The paper's CNN (:func:`~tlcnn_helpers.models.paper_cnn`) for one point of the search
+    space, compiled for integer labels.
 
-    >>> type(make_optimizer("sgd", 0.01)).__name__
-    'SGD'
+    ``filters`` is the first block's width; each further block doubles it up to
+    :data:`MAX_FILTERS`. Extra keys (keras-tuner's ``tuner/epochs``...) are ignored so that
+    ``build_search_model(**best.values)`` works.
+
+    >>> m = build_search_model(learning_rate=1e-3, optimizer="adam", filters=4, neurons=8,
+    ...                        conv_blocks=2, dense_layers=1, input_shape=(16, 16, 3))
+    >>> m.output_shape, m.loss.__class__.__name__
+    ((None, 9), 'SparseCategoricalCrossentropy')
     """
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate)
-    raise TuningError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
-
-
-def build_stl10_model(*, learning_rate: float, optimizer: str, filters: int, neurons: int,
-                      conv_blocks: int, dense_layers: int, dropout: float = 0.0,
-                      input_shape: tuple[int, int, int] = (96, 96, 3), num_classes: int = 9,
-                      **_ignored: Any) -> keras.Model:
-    """A compiled paper-style CNN for the given hyperparameter values.
-
-    Each conv block is Conv2D (3x3, ReLU) then MaxPooling2D then BatchNormalization, the
-    filters doubling from block to block up to :data:`MAX_FILTERS`; then Flatten, ``dense_layers`` ReLU layers of
-    ``neurons`` units with Dropout, and a softmax output trained with categorical
-    cross-entropy, as in the paper. Extra keys (keras-tuner's ``tuner/epochs``...) are
-    ignored so that ``build_stl10_model(**best.values)`` works.
-
-    >>> m = build_stl10_model(learning_rate=1e-3, optimizer="adam", filters=4, neurons=8,
-    ...                       conv_blocks=2, dense_layers=1, input_shape=(16, 16, 3))
-    >>> m.output_shape
-    (None, 9)
-    """
-    from keras import layers
-
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    for i in range(1, conv_blocks + 1):  # the blocks of models.paper_cifar_cnn
-        width = min(filters * 2 ** (i - 1), MAX_FILTERS)
-        x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"conv{i}")(x)
-        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
-        x = layers.BatchNormalization(name=f"bn{i}")(x)
-    x = layers.Flatten(name="flatten")(x)
-    for i in range(1, dense_layers + 1):
-        x = layers.Dense(neurons, activation="relu", name=f"hidden{i}")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name=f"dropout{i}")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="classes", dtype="float32")(x)
-    model = keras.Model(inputs, outputs, name="stl10_tuned_cnn")
-    return compile_for_classification(model, optimizer=make_optimizer(optimizer, learning_rate))
+    widths = tuple(min(filters * 2 ** i, MAX_FILTERS) for i in range(conv_blocks))
+    model = paper_cnn(input_shape, num_classes, filters=widths, dense_units=neurons,
+                      dense_layers=dense_layers, dropout=dropout, name="stl10_tuned_cnn")
+    return compile_for_classification(model, optimizer=make_optimizer(optimizer, learning_rate),
+                                      labels="integer")
 
 
 class STL10HyperModel(keras_tuner.HyperModel):
-    """The paper's search space over :func:`build_stl10_model`, for 96x96 STL-10 images.
+    """The paper's search space over :func:`build_search_model`, for 96x96 STL-10 images.
 
     ``build`` re-seeds Keras so every trial starts from the same random state: a resumed
     or distributed search gives each trial the result it would have had in one run.
@@ -264,7 +200,7 @@ class STL10HyperModel(keras_tuner.HyperModel):
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         self.declare_hyperparameters(hp)
         keras.utils.set_random_seed(self.seed)
-        return build_stl10_model(**hp.values, input_shape=self.input_shape,
+        return build_search_model(**hp.values, input_shape=self.input_shape,
                                  num_classes=self.num_classes)
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any,
@@ -289,7 +225,7 @@ class STL10HyperModel(keras_tuner.HyperModel):
 # ---------------------------------------------------------------------------- data
 @dataclass
 class SearchData:
-    """Images (uint8) and one-hot labels for the search: train, validation and test."""
+    """Images (uint8) and integer labels for the search: train, validation and test."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -297,14 +233,11 @@ class SearchData:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    num_classes: int
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.y_train.shape[1])
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.x_train), "validation": len(self.x_val),
@@ -326,23 +259,18 @@ def split_search_data(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     if images_per_class is not None and images_per_class < 2:
         raise TuningError(f"images_per_class={images_per_class}: need at least 2 (train and "
                           "validation)")
-    rng = np.random.default_rng(seed)
-    train_rows, val_rows = [], []
-    for label in range(num_classes):
-        rows = rng.permutation(np.flatnonzero(y_train == label))[:images_per_class]
-        n_val = max(1, int(round(len(rows) * validation_fraction))) if len(rows) > 1 else 0
-        val_rows.append(rows[:n_val])
-        train_rows.append(rows[n_val:])
-    train, val = np.sort(np.concatenate(train_rows)), np.sort(np.concatenate(val_rows))
-
-    return SearchData(x_train[train], one_hot(y_train[train], num_classes), x_train[val],
-                      one_hot(y_train[val], num_classes), x_test, one_hot(y_test, num_classes))
+    if images_per_class is not None:
+        x_train, y_train = stratified_subset(x_train, y_train, images_per_class * num_classes,
+                                             seed=seed)
+    train, val = stratified_split(y_train, validation_fraction, seed=seed)
+    return SearchData(x_train[train], y_train[train], x_train[val], y_train[val], x_test,
+                      np.asarray(y_test), num_classes)
 
 
 def load_search_data(profile: Profile, data_dir: str | os.PathLike | None = None) -> SearchData:
     """STL-10's 9 shared classes at 96x96 as the profile says (synthetic in ``smoke``).
 
-    >>> from tlcnn_helpers.profiles import get_profile
+    >>> from tlcnn_helpers.settings import get_profile
     >>> load_search_data(get_profile("smoke"), tempfile.mkdtemp()).sizes()  # doctest: +SKIP
     {'train': 288, 'validation': 72, 'test': 540}
     """
@@ -373,7 +301,7 @@ class _AtomicOracleMixin:
         state["ongoing_trials"] = {
             tuner_id: trial_id for tuner_id, trial_id in state["ongoing_trials"].items()
             if self.trials[trial_id].status not in _ENDED}
-        _write_json_atomic(self._get_oracle_fname(), state)
+        _write_json_compact(self._get_oracle_fname(), state)
 
     def reload(self) -> None:
         super().reload()
@@ -382,7 +310,7 @@ class _AtomicOracleMixin:
 
     def _save_trial(self, trial: keras_tuner.engine.trial.Trial) -> None:
         path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
-        _write_json_atomic(path, trial.get_state())
+        _write_json_compact(path, trial.get_state())
 
 
 class _CourseTunerMixin:
@@ -391,7 +319,7 @@ class _CourseTunerMixin:
     def save(self) -> None:
         if not self._is_worker():
             self.oracle.save()
-        _write_json_atomic(self._get_tuner_fname(), self.get_state())
+        _write_json_compact(compat.tuner_state_file(self), self.get_state())
 
     def on_trial_begin(self, trial: keras_tuner.engine.trial.Trial) -> None:
         self._trial_started = time.perf_counter(), _cpu_seconds()
@@ -403,7 +331,7 @@ class _CourseTunerMixin:
 
         # keras-tuner clears the session only before building the next model, and that
         # alone frees nothing: TensorFlow's gradient registry holds every traced training
-        # step (see sessions.py). Releasing it here keeps memory flat across trials, and
+        # step (see memory.py). Releasing it here keeps memory flat across trials, and
         # the resident memory recorded below is what the next trial starts from.
         release_custom_gradients(self._gradients_before_trial)
         keras.backend.clear_session()
@@ -414,7 +342,7 @@ class _CourseTunerMixin:
                 "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
                 "status": trial.status,
                 "epochs": _trial_epochs(trial.hyperparameters.values, self._fit_epochs)}
-        _write_json_atomic(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_INFO_FILE, info)
+        _write_json_compact(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_INFO_FILE, info)
         super().on_trial_end(trial)
 
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
@@ -473,11 +401,6 @@ def _make_oracle(kind: str, max_trials: int, seed: int, hyperband_max_epochs: in
                               hyperband_iterations=1, seed=seed)
     oracle.max_trials = max_trials  # same trial budget as the other two tuners
     return oracle
-
-
-def _is_worker_process() -> bool:
-    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
-    return "KERASTUNER_ORACLE_IP" in os.environ and CHIEF_ID not in tuner_id
 
 
 def trial_infos(project_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -559,7 +482,7 @@ def prepare_search_folder(kind: str, hypermodel: STL10HyperModel, *, directory: 
     epochs_setting = ({"hyperband_max_epochs": hyperband_max_epochs} if kind == "hyperband"
                       else {"epochs_per_trial": epochs_per_trial})
     fingerprint = hypermodel.fingerprint(kind, seed=seed, **epochs_setting)
-    if _is_worker_process():
+    if compat.is_worker_process():
         if project_dir.exists():
             _check_fingerprint(project_dir, fingerprint)
         return project_dir
@@ -576,7 +499,7 @@ def prepare_search_folder(kind: str, hypermodel: STL10HyperModel, *, directory: 
                 f"{' (the search returns at once)' if more == 0 else ''}. To start fresh, "
                 f"pass overwrite=True (command line: --fresh) or delete that folder.",
                 ReusedSearchWarning, stacklevel=3)
-    _write_json_atomic(project_dir / FINGERPRINT_FILE, fingerprint)
+    _write_json_compact(project_dir / FINGERPRINT_FILE, fingerprint)
     return project_dir
 
 
@@ -613,7 +536,7 @@ def make_tuner(kind: str, hypermodel: STL10HyperModel, *,
     # keras-tuner reloads only a folder holding this tuner id's file; a search run by other
     # processes (a distributed chief) is reloaded through its oracle.
     if (not tuner._is_worker() and (project_dir / "oracle.json").exists()
-            and not Path(tuner._get_tuner_fname()).exists()):
+            and not Path(compat.tuner_state_file(tuner)).exists()):
         tuner.oracle.reload()
     return tuner
 
@@ -706,6 +629,20 @@ def run_search(tuner: keras_tuner.Tuner, data: SearchData, *, kind: str, epochs:
     return summarize_search(tuner, kind, time.perf_counter() - started)
 
 
+def evaluate_search_model(model: keras.Model, data: SearchData) -> dict[str, float]:
+    """``{"test_accuracy", "test_loss"}`` of ``model`` on the search data's test split
+    (:func:`~tlcnn_helpers.evaluation.evaluate`).
+
+    >>> x = np.zeros((9, 16, 16, 3), np.uint8); y = np.arange(9)
+    >>> data = SearchData(x, y, x, y, x, y, 9)
+    >>> model = build_search_model(learning_rate=1e-3, optimizer="adam", filters=4, neurons=8,
+    ...                            conv_blocks=2, dense_layers=1, input_shape=(16, 16, 3))
+    >>> sorted(evaluate_search_model(model, data))
+    ['test_accuracy', 'test_loss']
+    """
+    return evaluate(model, data.x_test, data.y_test)
+
+
 def retrain_best(hyperparameters: Mapping[str, Any], data: SearchData, *, epochs: int,
                  batch_size: int = 32, seed: int = 42, verbose: int = 0
                  ) -> tuple[keras.Model, keras.callbacks.History]:
@@ -715,23 +652,11 @@ def retrain_best(hyperparameters: Mapping[str, Any], data: SearchData, *, epochs
     """
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = build_stl10_model(**hyperparameters, input_shape=data.input_shape,
+    model = build_search_model(**hyperparameters, input_shape=data.input_shape,
                               num_classes=data.num_classes)
     history = model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
                         epochs=epochs, batch_size=batch_size, verbose=verbose)
     return model, history
-
-
-def evaluate_on_test(model: keras.Model, data: SearchData, batch_size: int = 64
-                     ) -> dict[str, float]:
-    """Test loss and accuracy of ``model``.
-
-    >>> evaluate_on_test(model, data)  # doctest: +SKIP
-    {'test_loss': 1.2, 'test_accuracy': 0.7}
-    """
-    result = model.evaluate(data.x_test, data.y_test, batch_size=batch_size, verbose=0,
-                            return_dict=True)
-    return {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"])}
 
 
 def compare_tuners(data: SearchData, profile: Profile, *, kinds: Sequence[str] = TUNER_KINDS,
@@ -778,223 +703,3 @@ def comparison_table(summaries: Mapping[str, SearchSummary]) -> str:
         lines.append(f"{kind:<12} {score:>17} {s.trials_completed:>7} {s.total_epochs:>7} "
                      f"{per_trial:>8} {s.trial_seconds_total:>8.1f}")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------- figures
-def plot_trial_scores(summaries: Mapping[str, SearchSummary], ax: Any = None) -> Any:
-    """Each trial's validation accuracy and the best so far, one colour per tuner.
-
-    >>> fig = plot_trial_scores({"random": SearchSummary("random", "/t", {}, 0.5, 1, 1.0, 1,
-    ...     1.0, [{"trial_id": "0", "score": 0.5}])})
-    >>> fig.axes[0].get_ylabel()
-    'validation accuracy'
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
-    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(1, len(summaries))))
-    markers = "osD^v"
-    for i, (kind, summary) in enumerate(summaries.items()):
-        scores = [t["score"] for t in summary.trials if t["score"] is not None]
-        trial_numbers = np.arange(1, len(scores) + 1)
-        ax.plot(trial_numbers, scores, markers[i % len(markers)], color=colours[i], alpha=0.6,
-                label=f"{kind}: each trial")
-        ax.plot(trial_numbers, np.maximum.accumulate(scores) if scores else [], "-",
-                color=colours[i], label=f"{kind}: best so far")
-    ax.set_title("Hyperparameter search: validation accuracy per trial")
-    ax.set_xlabel("trial")
-    ax.set_ylabel("validation accuracy")
-    ax.legend(fontsize="small")
-    return ax.figure
-
-
-def plot_learning_curves(history: keras.callbacks.History | Mapping[str, Sequence[float]],
-                         paper_accuracy: float | None = 0.71, paper_loss: float | None = 1.18
-                         ) -> Any:
-    """Accuracy and loss per epoch (training and validation), with the paper's figures.
-
-    >>> fig = plot_learning_curves({"accuracy": [0.3, 0.5], "val_accuracy": [0.3, 0.4],
-    ...                             "loss": [2.0, 1.5], "val_loss": [2.1, 1.7]})
-    >>> [a.get_title() for a in fig.axes]
-    ['Accuracy', 'Loss']
-    """
-    import matplotlib.pyplot as plt
-
-    logs = history.history if hasattr(history, "history") else history
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    colours = plt.get_cmap("cividis")([0.1, 0.75])
-    for ax, metric, paper in ((axes[0], "accuracy", paper_accuracy),
-                              (axes[1], "loss", paper_loss)):
-        epochs = np.arange(1, len(logs[metric]) + 1)
-        ax.plot(epochs, logs[metric], "o-", color=colours[0], label="training")
-        if f"val_{metric}" in logs:
-            ax.plot(epochs, logs[f"val_{metric}"], "s--", color=colours[1], label="validation")
-        if paper is not None:
-            ax.axhline(paper, color="grey", linestyle=":", label=f"paper (test): {paper}")
-        ax.set_title(metric.capitalize())
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-# ---------------------------------------------------------------------------- distributed
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that is free on ``host`` right now.
-
-    >>> 0 < free_port() < 65536
-    True
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def serve_as_chief(tuner: keras_tuner.Tuner, expected_workers: int,
-                   poll_seconds: float = 0.2) -> None:
-    """Serve the tuner's oracle as keras-tuner's chief until every worker was told to stop.
-
-    Uses keras-tuner's own gRPC servicer (``KERASTUNER_ORACLE_IP``/``_PORT``). Unlike
-    ``tuner.search()`` on a chief, it waits for all ``expected_workers`` (a worker that
-    starts late still gets its stop signal) and polls every ``poll_seconds``, not 20 s.
-
-    >>> serve_as_chief(tuner, expected_workers=2)  # doctest: +SKIP
-    """
-    from concurrent import futures
-
-    import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
-
-    class CountingServicer(oracle_chief.OracleServicer):
-        def __init__(self, oracle: keras_tuner.Oracle) -> None:
-            super().__init__(oracle)
-            self.stopped: set[str] = set()
-
-        def CreateTrial(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC name)
-            trial = self.oracle.create_trial(request.tuner_id)
-            if trial.status == "STOPPED":
-                self.stopped.add(request.tuner_id)
-            return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
-
-    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-    tuner.save()
-    servicer = CountingServicer(tuner.oracle)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    if server.add_insecure_port(address) == 0:
-        raise TuningError(f"the chief cannot listen on {address}: the port is taken; set "
-                          "KERASTUNER_ORACLE_PORT to a free port")
-    server.start()
-    try:
-        while len(servicer.stopped) < expected_workers or tuner.oracle.ongoing_trials:
-            time.sleep(poll_seconds)
-    finally:
-        server.stop(grace=2)
-    tuner.save()
-
-
-@dataclass
-class DistributedRun:
-    """The processes of a distributed search: exit codes, log files and wall time."""
-
-    returncodes: dict[str, int]
-    logs: dict[str, str]
-    seconds: float
-
-
-def _tail(path: str | os.PathLike, lines: int = 15) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: the process and children
-        except ProcessLookupError:
-            pass
-    process.wait()
-
-
-def _raise_on_sigterm() -> Any:
-    """Turn SIGTERM into an exception so that the clean-up of the processes still runs."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        raise TuningError("the distributed search was terminated (SIGTERM)")
-
-    return signal.signal(signal.SIGTERM, handler)
-
-
-def launch_distributed(command: Callable[[str], Sequence[str]], workers: int, *,
-                       log_dir: str | os.PathLike, host: str = LOOPBACK,
-                       port: int | None = None, timeout: float | None = None,
-                       env: Mapping[str, str] | None = None) -> DistributedRun:
-    """Start keras-tuner's chief and ``workers`` workers on ``host`` and wait for them.
-
-    ``command(role)`` gives the command line of the chief (``role == "chief"``) and of each
-    worker (``"worker0"``...). Each process gets ``KERASTUNER_TUNER_ID``,
-    ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT``, its output goes to
-    ``log_dir/<role>.log``, and every process is ended when this function returns, also
-    after a failure or the ``timeout`` (:class:`TuningError`).
-
-    >>> import sys
-    >>> launch_distributed(lambda role: [sys.executable, "-c", "pass"], 2,
-    ...                    log_dir=tempfile.mkdtemp()).returncodes
-    {'chief': 0, 'worker0': 0, 'worker1': 0}
-    """
-    if workers < 1:
-        raise TuningError(f"workers={workers}: a distributed search needs at least 1 worker")
-    port = port or free_port(host)
-    log_dir = Path(log_dir)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    base_env = dict(os.environ if env is None else env)
-    base_env.update(KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
-    # The workers share the cores; without a limit each would start one thread per core.
-    threads = str(max(1, (os.cpu_count() or 1) // workers))
-    roles = [CHIEF_ID] + [f"worker{i}" for i in range(workers)]
-    processes: dict[str, subprocess.Popen] = {}
-    logs = {role: str(log_dir / f"{role}.log") for role in roles}
-    started = time.perf_counter()
-    previous_handler = _raise_on_sigterm()
-    try:
-        for role in roles:
-            role_env = dict(base_env, KERASTUNER_TUNER_ID=role)
-            if role != CHIEF_ID:
-                role_env.setdefault("TF_NUM_INTRAOP_THREADS", threads)
-                role_env.setdefault("TF_NUM_INTEROP_THREADS", "1")
-            with open(logs[role], "wb") as log:
-                processes[role] = subprocess.Popen(
-                    list(command(role)), env=role_env, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True)
-        while True:
-            codes = {role: p.poll() for role, p in processes.items()}
-            failed = [role for role, code in codes.items() if code not in (None, 0)]
-            if failed:
-                role = failed[0]
-                raise TuningError(f"the distributed search's {role} failed (exit code "
-                                  f"{codes[role]}); the end of {logs[role]}:\n"
-                                  f"{_tail(logs[role])}")
-            if all(code == 0 for code in codes.values()):
-                break
-            if timeout is not None and time.perf_counter() - started > timeout:
-                running = [role for role, code in codes.items() if code is None]
-                raise TuningError(f"the distributed search did not finish within {timeout:.0f} "
-                                  f"s ({', '.join(running)} still running); see the logs in "
-                                  f"{log_dir}, or raise the time limit")
-            time.sleep(0.2)
-    finally:
-        for process in processes.values():
-            _stop(process)
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
-    return DistributedRun({role: p.returncode for role, p in processes.items()}, logs,
-                          round(time.perf_counter() - started, 1))

@@ -1,4 +1,5 @@
-"""Figures for the course: images, kernels, feature maps, filters, small charts.
+"""Every figure of the course: images, kernels, feature maps, filters, training curves, confusion
+matrices, search results.
 
 Every helper returns a closed :class:`matplotlib.figure.Figure`: a notebook cell that ends
 with the call shows it exactly once (Jupyter renders the returned figure), scripts and
@@ -15,6 +16,8 @@ Sample photographs come from the files that ship inside scikit-image's wheel
 >>> fig = show_images([image], ["coffee"], suptitle="A sample")
 >>> len(fig.axes)
 1
+
+Used by every notebook from 00 on (each figure cell ends with a call to this module).
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from __future__ import annotations
 import functools
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from .convolution import ReceptiveField, to_grayscale
 from .errors import ModelInputError
-from .ops import ReceptiveField, to_grayscale
 
 IMAGE_CMAP = "gray"
 MAP_CMAP = "viridis"
@@ -273,7 +277,7 @@ def plot_receptive_fields(rows: Sequence[ReceptiveField], image_size: int | None
                           title: str = "Receptive field grows with depth") -> Figure:
     """Receptive field size after each layer, optionally against the image size.
 
-    >>> from tlcnn_helpers.ops import receptive_fields
+    >>> from tlcnn_helpers.convolution import receptive_fields
     >>> fig = plot_receptive_fields(receptive_fields([("c1", 3, 1), ("c2", 3, 1)]), 32)
     >>> fig.axes[0].get_ylabel()
     'receptive field (pixels)'
@@ -316,6 +320,205 @@ def plot_lines(x: Sequence[float], series: Mapping[str, Sequence[float]], *, tit
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return fig
+
+
+# ---------------------------------------------------------------------------- datasets
+def show_class_samples(datasets: Sequence[tuple[str, np.ndarray, np.ndarray]],
+                       class_names: Sequence[str], per_class: int = 4, seed: int = 0) -> Figure:
+    """One row per class, ``per_class`` images from each dataset in turn; returns the figure.
+
+    ``datasets`` is a list of ``(title, images, labels)``; images of different sizes are
+    shown at the same display size, so a 32x32 CIFAR image and a 96x96 STL image of the
+    same class sit next to each other.
+
+    >>> images = np.zeros((18, 32, 32, 3), np.uint8); labels = np.repeat(np.arange(9), 2)
+    >>> fig = show_class_samples([("CIFAR-10", images, labels)], ["c%d" % i for i in range(9)],
+    ...                          per_class=2)
+    >>> len(fig.axes)
+    18
+    """
+    from .data import pick_per_class
+
+    columns = per_class * len(datasets)
+    fig, axes = closed_figure(len(class_names), columns, 1.1 * columns, 1.1 * len(class_names),
+                              layout=None)
+    for d, (title, images, labels) in enumerate(datasets):
+        for row, indices in enumerate(pick_per_class(labels, len(class_names), per_class, seed)):
+            for k in range(per_class):
+                ax = axes[row, d * per_class + k]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if k < len(indices):
+                    ax.imshow(images[indices[k]])
+                if row == 0 and k == 0:
+                    ax.set_title(f"{title}\n{images.shape[1]}x{images.shape[2]}", fontsize=9,
+                                 loc="left")
+                if d == 0 and k == 0:
+                    ax.set_ylabel(class_names[row], rotation=0, ha="right", va="center")
+    fig.suptitle("The 9 shared classes, " + " and ".join(t for t, _, _ in datasets))
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------- training and evaluation
+def _series(run: Any, metric: str) -> list[float]:
+    """One metric per epoch from a TrainingResult, a Keras History or a dict of lists."""
+    if hasattr(run, "curve"):
+        return list(run.curve(metric))
+    logs = run.history if hasattr(run, "history") and isinstance(run.history, Mapping) else run
+    return [float(v) for v in logs.get(metric, [])]
+
+
+def plot_learning_curves(runs: Mapping[str, Any], *, metrics: Sequence[str] = ("val_accuracy",),
+                         against: str = "epoch", validation: bool = False,
+                         paper: Mapping[str, float] | None = None,
+                         title: str | None = None) -> Figure:
+    """One panel per metric, one curve per run: the metric per epoch, or against wall time.
+
+    ``runs`` maps a label to a :class:`~tlcnn_helpers.training.TrainingResult`, a Keras
+    ``History`` or a dict of per-epoch lists. ``against="elapsed_seconds"`` puts the wall
+    time on the x axis (TrainingResult only). ``validation`` adds each metric's ``val_``
+    curve, dashed; ``paper`` draws the paper's figure for a metric as a dotted line.
+
+    >>> fig = plot_learning_curves({"run": {"accuracy": [0.3, 0.5], "val_accuracy": [0.3, 0.4],
+    ...                                     "loss": [2.0, 1.5], "val_loss": [2.1, 1.7]}},
+    ...                            metrics=("accuracy", "loss"), validation=True)
+    >>> [a.get_title() for a in fig.axes], fig.axes[0].get_xlabel()
+    (['Accuracy', 'Loss'], 'epoch')
+    """
+    fig, axes = closed_figure(1, len(metrics), 5.0 * len(metrics) + 1.4, 3.6)
+    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.8, max(len(runs), 1)))
+    markers = ["o", "s", "^", "D"]
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for i, (label, run) in enumerate(runs.items()):
+            shown = [(metric, "-", label)]
+            if validation and not metric.startswith("val_"):
+                shown.append((f"val_{metric}", "--", f"{label}: validation"))
+                shown[0] = (metric, "-", f"{label}: training")
+            for name, style, text in shown:
+                values = _series(run, name)
+                if not values:
+                    continue
+                x = (np.arange(1, len(values) + 1) if against == "epoch"
+                     else _series(run, against)[:len(values)])
+                ax.plot(x, values, style, color=colours[i], marker=markers[i % 4], label=text)
+        if paper and metric in paper:
+            ax.axhline(paper[metric], color="grey", linestyle=":",
+                       label=f"paper (test): {paper[metric]}")
+        ax.set_xlabel("wall time (s)" if against == "elapsed_seconds" else against.replace("_", " "))
+        ax.set_ylabel(metric.replace("_", " "))
+        if len(metrics) == 1:
+            ax.set_title(title or f"{metric.replace('_', ' ')} during training")
+        else:
+            ax.set_title(metric.replace("_", " ").capitalize())
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title and len(metrics) > 1:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *,
+                          title: str = "Confusion matrix") -> Figure:
+    """The confusion matrix as a heat map (cividis), each row normalised to shares.
+
+    >>> plot_confusion_matrix(np.eye(2, dtype=int), ["a", "b"]).axes[0].get_ylabel()
+    'true class'
+    """
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, axes = closed_figure(1, 1, 6.2, 5.2)  # shown once by the cell that returns it
+    ax = axes[0, 0]
+    shown = ax.imshow(shares, cmap="cividis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    for (row, col), share in np.ndenumerate(shares):
+        ax.text(col, row, f"{share:.2f}"[1:] if share < 1 else "1", ha="center", va="center",
+                fontsize=7, color="black" if share > 0.5 else "white")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(shown, ax=ax, label="share of the true class")
+    return fig
+
+
+def plot_per_class_accuracy(accuracies: dict[str, Sequence[float]], class_names: Sequence[str],
+                            *, title: str = "Accuracy per class") -> Figure:
+    """Grouped bars: one group per class, one bar (hatched differently) per model.
+
+    >>> plot_per_class_accuracy({"m": [0.5, 1.0]}, ["a", "b"]).axes[0].get_xlabel()
+    'true class'
+    """
+    fig, axes = closed_figure(1, 1, 7, 3.4)  # shown once by the cell that returns it
+    ax = axes[0, 0]
+    width = 0.8 / max(len(accuracies), 1)
+    colours = plt.get_cmap("cividis")(np.linspace(0.15, 0.85, max(len(accuracies), 1)))
+    hatches = ["", "//", "..", "xx"]
+    positions = np.arange(len(class_names))
+    for i, (label, values) in enumerate(accuracies.items()):
+        ax.bar(positions + i * width, values, width, label=label, color=colours[i],
+               hatch=hatches[i % len(hatches)], edgecolor="black", linewidth=0.4)
+    ax.set_xticks(positions + width * (len(accuracies) - 1) / 2, class_names, rotation=30)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("true class")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+
+def plot_accuracy_bars(accuracies: Mapping[str, float], *, chance: float | None = None,
+                       xlabel: str = "accuracy", title: str = "Accuracy") -> Figure:
+    """One horizontal bar per variant, in the given order, with the chance level dotted.
+
+    >>> fig = plot_accuracy_bars({"a": 0.5, "b": 0.7}, chance=1 / 9)
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    ['a', 'b']
+    """
+    fig, axes = closed_figure(1, 1, 7, 1.2 + 0.4 * len(accuracies))
+    ax = axes[0, 0]
+    colours = plt.get_cmap("cividis")(np.linspace(0.1, 0.9, max(len(accuracies), 1)))
+    ax.barh(list(accuracies), list(accuracies.values()), color=colours)
+    if chance is not None:
+        ax.axvline(chance, color="black", linestyle=":", label=f"chance ({chance:.2f})")
+        ax.legend(loc="lower right")
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------- searches
+def plot_trial_scores(summaries: Mapping[str, Any]) -> Figure:
+    """Each trial's validation accuracy and the best so far, one colour per tuner.
+
+    ``summaries`` maps a tuner's name to its
+    :class:`~tlcnn_helpers.tuning.SearchSummary` (anything with ``trials``, a list of dicts
+    with a ``score``).
+
+    >>> from types import SimpleNamespace
+    >>> fig = plot_trial_scores({"random": SimpleNamespace(trials=[{"score": 0.5}])})
+    >>> fig.axes[0].get_ylabel()
+    'validation accuracy'
+    """
+    fig, axes = closed_figure(1, 1, 7, 4)
+    ax = axes[0, 0]
+    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(1, len(summaries))))
+    markers = "osD^v"
+    for i, (kind, summary) in enumerate(summaries.items()):
+        scores = [t["score"] for t in summary.trials if t["score"] is not None]
+        trial_numbers = np.arange(1, len(scores) + 1)
+        ax.plot(trial_numbers, scores, markers[i % len(markers)], color=colours[i], alpha=0.6,
+                label=f"{kind}: each trial")
+        ax.plot(trial_numbers, np.maximum.accumulate(scores) if scores else [], "-",
+                color=colours[i], label=f"{kind}: best so far")
+    ax.set_title("Hyperparameter search: validation accuracy per trial")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation accuracy")
+    ax.legend(fontsize="small")
     return fig
 
 

@@ -25,8 +25,9 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 
+from .convolution import CLASSIC_KERNELS, PADDINGS, conv2d, to_grayscale
 from .errors import ModelInputError, TLCNNError
-from .ops import CLASSIC_KERNELS, PADDINGS, conv2d, pool2d, to_grayscale
+from .pooling import pool2d
 from .viz import IMAGE_CMAP, MAP_CMAP, figure_to_png, sample_images, show_pair
 
 CUSTOM_KERNEL = "custom (edit below)"

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CourseError
-from ..paths import RECORDS_DIR_ENV_VAR, repo_root
-from ..profiles import PROFILE_ENV_VAR, get_profile
+from ..settings import PROFILE_ENV_VAR, RECORDS_DIR_ENV_VAR, get_profile, repo_root
 
 
 @dataclass(frozen=True)

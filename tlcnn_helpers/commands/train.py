@@ -53,21 +53,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import dataset_status, load_dataset
+    from ..data import dataset_status, load_dataset, train_val_split
     from ..errors import DatasetNotFoundError
-    from ..paths import default_data_dir
-    from ..pipelines import train_val_split
-    from ..profiles import get_profile
-    from ..training import (
-        check_images_fit,
-        evaluate,
-        get_recipe,
-        load_model,
-        save_json,
-        save_model,
-        train_recipe,
-        training_report,
-    )
+    from ..evaluation import check_images, evaluate
+    from ..files import load_model, save_model, write_json
+    from ..settings import default_data_dir, get_profile
+    from ..training import get_recipe, train_recipe, training_report
 
     started = time.perf_counter()
     profile = get_profile(args.profile)
@@ -92,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, profile, args.data_dir,
                                                         download=not args.no_download)
     if start_model is not None:
-        check_images_fit(start_model, x_train, f"{args.dataset} ({args.from_model})")
+        check_images(start_model, x_train, f"{args.dataset} ({args.from_model})")
     seed = profile.seed if args.seed is None else args.seed
     train, val = train_val_split(x_train, y_train, args.val_fraction, seed=seed)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size))
@@ -103,14 +94,14 @@ def run(args: argparse.Namespace) -> int:
     result = train_recipe(recipe, (train.x, train.y), (val.x, val.y), num_classes=num_classes,
                           seed=seed, time_budget_seconds=budget, backup_dir=args.backup_dir,
                           verbose=not args.quiet, model=start_model)
-    metrics = evaluate(result.model, x_test, y_test, num_classes=num_classes)
+    metrics = evaluate(result.model, x_test, y_test)
     save_model(result.model, out)
     report = training_report(
         result, metrics, recipe=recipe, profile=profile.name, data_source=profile.data_source,
         dataset=args.dataset, seed=seed, model_path=str(out), parameters=result.model.count_params(),
         train_images=len(train), val_images=len(val), test_images=len(y_test),
         total_seconds=round(time.perf_counter() - started, 3))
-    save_json(report, report_path)
+    write_json(report, report_path)
     if not args.quiet:
         print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
               f"after {result.epochs} epochs ({result.train_seconds:.0f} s training); "

@@ -36,18 +36,12 @@ def parse_input_shape(text: str) -> tuple[int, ...]:
 
 
 def _load(path: Path):
-    import keras
+    from ..files import load_model
 
-    if not path.is_file():
-        raise ModelInputError(f"--model {path}: no such file. Save a model with model.save(...) "
-                              f"or train one with `python -m tlcnn_helpers train cifar10`")
-    if path.suffix not in (".keras", ".h5"):
-        raise ModelInputError(f"--model {path}: expected a .keras (or legacy .h5) model file")
     try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as err:  # Keras raises several types for a damaged file
-        raise ModelInputError(f"--model {path} is not a readable Keras model ({err}); "
-                              f"save it again") from err
+        return load_model(path, compile=False)
+    except ModelInputError as err:
+        raise ModelInputError(f"--model {err}") from None
 
 
 def run_transfer(model_path: Path, out: Path, input_shape: tuple[int, ...] | None = None,
@@ -57,7 +51,7 @@ def run_transfer(model_path: Path, out: Path, input_shape: tuple[int, ...] | Non
 
     >>> report = run_transfer(Path("model.keras"), Path("model96.keras"), (96, 96, 3))  # doctest: +SKIP
     """
-    from ..training import save_model
+    from ..files import save_model
     from ..transfer import check_input_shape, make_size_agnostic, with_input_shape
 
     if out.suffix != ".keras":

@@ -30,7 +30,7 @@ import warnings
 from pathlib import Path
 
 from ..data import SHARED_CLASSES
-from ..profiles import get_profile, resolve_profile
+from ..settings import get_profile, resolve_profile
 
 DATASETS = ("stl10",)
 ROLES = ("chief", "worker")
@@ -84,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check_arguments(args: argparse.Namespace, max_trials: int, epochs: int) -> None:
-    from ..tuning import TuningError
+    from ..errors import TuningError
 
     if max_trials < 1:
         raise TuningError(f"--max-trials {max_trials}: a search needs at least 1 trial")
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     """Search, retrain the best model, evaluate it on the test split, report."""
     import keras
 
-    from .. import tuning
+    from .. import distributed, files, settings, tuning
 
     started = time.perf_counter()
     profile = get_profile(args.profile) if args.profile else resolve_profile("teach")
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     args.max_trials = budget.max_trials if args.max_trials is None else args.max_trials
     args.epochs = budget.epochs_per_trial if args.epochs is None else args.epochs
     args.space = args.space or budget.search_space
-    args.tuning_dir = Path(args.tuning_dir) if args.tuning_dir else tuning.tuning_dir()
+    args.tuning_dir = Path(args.tuning_dir) if args.tuning_dir else settings.tuning_dir()
     args.project = args.project or tuning.default_project_name(args.tuner, profile.name)
     _check_arguments(args, args.max_trials, args.epochs)
 
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     if args.role:
         tuner = tuning.make_tuner(args.tuner, hypermodel, **settings)
         if args.role == "chief":
-            tuning.serve_as_chief(tuner, expected_workers=args.workers)
+            distributed.serve_as_chief(tuner, expected_workers=args.workers)
         else:  # a worker: run trials until the chief says stop; the chief keeps the results
             tuner.search(data().x_train, data().y_train,
                          validation_data=(data().x_val, data().y_val),
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     if args.distributed:
         project_dir = tuning.prepare_search_folder(args.tuner, hypermodel, overwrite=args.fresh,
                                                    **settings)
-        distributed_run = tuning.launch_distributed(
+        distributed_run = distributed.launch_distributed(
             lambda role: _role_command(args, profile.name, role), args.workers,
             log_dir=project_dir / "process_logs", timeout=args.timeout)
         tuner = tuning.make_tuner(args.tuner, hypermodel, warn_reuse=False, **settings)
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         model, _ = tuning.retrain_best(summary.best_hyperparameters, data(),
                                        epochs=retrain_epochs, batch_size=budget.batch_size,
                                        seed=profile.seed)
-        test_metrics = tuning.evaluate_on_test(model, data())
+        test_metrics = tuning.evaluate_search_model(model, data())
     report = {
         "dataset": args.dataset, "tuner": args.tuner, "profile": profile.name,
         "data_source": profile.data_source, "search_space": args.space,
@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         report.update(workers=args.workers, trials_by_worker=summary.trials_by_tuner(),
                       process_logs=distributed_run.logs)
     if args.report:
-        tuning._write_json_atomic(args.report, report)
+        files.write_json(report, args.report, indent=None)
     shown = {k: report[k] for k in ("tuner", "trials_completed", "best_score",
                                     "seconds_per_trial", "test_accuracy", "test_loss")}
     print(json.dumps({**shown, "best_hyperparameters": summary.best_hyperparameters}, indent=1))

@@ -1,14 +1,31 @@
-"""The three run profiles of the course: ``smoke``, ``teach`` and ``paper``.
+"""Settings: the three run profiles, the course's folders and every ``TLCNN_*`` variable.
 
-One source of truth for every budget a notebook or command uses. A notebook's
-papermill ``parameters`` cell sets ``PROFILE = "teach"``; the environment variable
-``TLCNN_PROFILE`` overrides it (the test-suite and ``make course`` use ``smoke``).
+One source of truth for every budget a notebook or command uses, and for where files go.
+A notebook's papermill ``parameters`` cell sets ``PROFILE = "teach"``; the environment
+variable ``TLCNN_PROFILE`` overrides it (the test-suite and ``make course`` use ``smoke``).
+
+=====================  ==========================================  =====================
+variable               what it sets                                default
+=====================  ==========================================  =====================
+``TLCNN_PROFILE``      the profile, over the notebook's cell       the cell's value
+``TLCNN_DATA_DIR``     where datasets are looked for               ``data/``
+``TLCNN_MODELS_DIR``   where notebooks save trained models         ``models/``
+``TLCNN_RECORDS_DIR``  where metrics are recorded                  ``build/records/``
+``TLCNN_TUNING_DIR``   where searches keep their state             ``tuning/``
+``TLCNN_LOGS_DIR``     where TensorBoard logs go                   ``logs/``
+``TLCNN_OFFLINE``      never try the network                       unset
+=====================  ==========================================  =====================
 
 >>> p = get_profile("smoke")
 >>> p.data_source, p.cifar.paper_epochs
 ('synthetic', 2)
 >>> resolve_profile("teach", environ={"TLCNN_PROFILE": "smoke"}).name
 'smoke'
+>>> default_data_dir(environ={"TLCNN_DATA_DIR": "/tmp/my-data"}).as_posix()
+'/tmp/my-data'
+
+Used by every notebook's set-up cell (through :mod:`tlcnn_helpers.notebook`) and by every
+command of ``python -m tlcnn_helpers``.
 """
 
 from __future__ import annotations
@@ -16,12 +33,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import ProfileError
 
 PROFILE_ENV_VAR = "TLCNN_PROFILE"
+DATA_DIR_ENV_VAR = "TLCNN_DATA_DIR"
+RECORDS_DIR_ENV_VAR = "TLCNN_RECORDS_DIR"
+MODELS_DIR_ENV_VAR = "TLCNN_MODELS_DIR"
+TUNING_DIR_ENV_VAR = "TLCNN_TUNING_DIR"
+LOGS_DIR_ENV_VAR = "TLCNN_LOGS_DIR"
+OFFLINE_ENV_VAR = "TLCNN_OFFLINE"
 
 
+# ---------------------------------------------------------------------------- profiles
 @dataclass(frozen=True)
 class DataBudget:
     """How much data a profile uses (``None`` means the whole split)."""
@@ -179,3 +204,85 @@ def resolve_profile(notebook_value: str, environ: Mapping[str, str] | None = Non
     env = os.environ if environ is None else environ
     chosen = env.get(PROFILE_ENV_VAR) or notebook_value
     return get_profile(chosen)
+
+
+# ---------------------------------------------------------------------------- folders
+def repo_root() -> Path:
+    """The course checkout: the folder above the package, or the working directory.
+
+    In Colab the package is installed from the repository into site-packages, so the
+    working directory (the cloned course, or ``/content``) stands in for the checkout.
+    """
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists() and (here / "notebooks").is_dir():
+        return here
+    return Path.cwd()
+
+
+def path_from_env(var: str, default: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """The folder named by environment variable ``var`` (``~`` expanded), else ``default``.
+
+    >>> path_from_env("TLCNN_X_DIR", Path("/d"), environ={"TLCNN_X_DIR": "/e"}).as_posix()
+    '/e'
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(var)
+    return Path(value).expanduser() if value else default
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``TLCNN_DATA_DIR`` if set, else the checkout's ``data/`` folder."""
+    return path_from_env(DATA_DIR_ENV_VAR, repo_root() / "data", environ)
+
+
+def models_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where notebooks save trained models (``models/``, gitignored)."""
+    return path_from_env(MODELS_DIR_ENV_VAR, repo_root() / "models", environ)
+
+
+def records_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where notebooks record their metrics (``build/records/`` unless a course run sets it)."""
+    return path_from_env(RECORDS_DIR_ENV_VAR, repo_root() / "build" / "records", environ)
+
+
+def trained_model_path(dataset: str, recipe: str, profile: str,
+                       environ: Mapping[str, str] | None = None) -> Path:
+    """Where notebook 03 saves, and notebook 05 looks for, a trained model.
+
+    The profile is part of the name so a ``teach`` run never picks up a ``smoke`` model.
+
+    >>> trained_model_path("cifar10", "paper", "smoke", environ={"TLCNN_MODELS_DIR": "/m"}).as_posix()
+    '/m/cifar10_paper_smoke.keras'
+    """
+    return models_dir(environ) / f"{dataset}_{recipe}_{profile}.keras"
+
+
+def tuning_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where searches keep their state: ``TLCNN_TUNING_DIR``, else the checkout's ``tuning/``.
+
+    >>> tuning_dir(environ={"TLCNN_TUNING_DIR": "/tmp/t"}).as_posix()
+    '/tmp/t'
+    """
+    return path_from_env(TUNING_DIR_ENV_VAR, repo_root() / "tuning", environ)
+
+
+def logs_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where TensorBoard logs go: ``TLCNN_LOGS_DIR``, else the checkout's ``logs/``.
+
+    >>> logs_dir(environ={"TLCNN_LOGS_DIR": "/tmp/l"}).as_posix()
+    '/tmp/l'
+    """
+    return path_from_env(LOGS_DIR_ENV_VAR, repo_root() / "logs", environ)
+
+
+def offline_mode(environ: Mapping[str, str] | None = None) -> bool:
+    """True when ``TLCNN_OFFLINE`` is set (to anything but ``0``): never try the network.
+
+    Downloads of datasets and pretrained weights are then refused at once with a clear
+    message instead of being attempted; the test-suite runs this way.
+
+    >>> offline_mode(environ={"TLCNN_OFFLINE": "1"}), offline_mode(environ={})
+    (True, False)
+    """
+    env = os.environ if environ is None else environ
+    return env.get(OFFLINE_ENV_VAR, "0") not in ("", "0")

@@ -1,6 +1,6 @@
 """The exercises of notebook 04 (tuning), registered with :mod:`tlcnn_helpers.exercises`.
 
-Importing this module registers them; the notebook then calls ``exercises.check(...)``.
+The package imports this module, so the notebook only calls ``exercises.check(...)``.
 
 >>> from tlcnn_helpers import exercises
 >>> exercises.exercises_of("04")
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .exercises import _call, _whole_number, register
+from . import _call, _whole_number, register
 
 
 @register("04.grid_size",

@@ -1,4 +1,4 @@
-"""Training many models in one process without memory growing: what ``clear_session`` misses.
+"""Memory: training many models in one process without it growing (what ``clear_session`` misses).
 
 Each ``fit`` traces a training step. Keras' TensorFlow optimizer sums the gradients across
 replicas even when there is a single one, and TensorFlow implements that sum with
@@ -26,29 +26,15 @@ True
 from __future__ import annotations
 
 import gc
-import warnings
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import keras
 
+from .compat import gradient_registry
+
 CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
-
-
-def _gradient_registry() -> dict | None:
-    """TensorFlow's private registry of gradient functions, or None if it has moved."""
-    try:
-        from tensorflow.python.framework import ops
-    except ImportError:  # another Keras backend: nothing of TensorFlow's to release
-        return None
-    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
-    if not isinstance(registry, dict):
-        warnings.warn("TensorFlow's gradient registry was not found (its internals changed), "
-                      "so memory may grow by each trained model's training step; restart the "
-                      "process between long runs", RuntimeWarning, stacklevel=3)
-        return None
-    return registry
 
 
 def custom_gradient_names() -> frozenset[str]:
@@ -57,7 +43,7 @@ def custom_gradient_names() -> frozenset[str]:
     >>> isinstance(custom_gradient_names(), frozenset)
     True
     """
-    registry = _gradient_registry()
+    registry = gradient_registry()
     if registry is None:
         return frozenset()
     return frozenset(name for name in list(registry) if name.startswith(CUSTOM_GRADIENT_PREFIX))
@@ -75,7 +61,7 @@ def release_custom_gradients(registered_before: Collection[str]) -> int:
     >>> release_custom_gradients(before)
     0
     """
-    registry = _gradient_registry()
+    registry = gradient_registry()
     if registry is None:
         return 0
     keep = set(registered_before)

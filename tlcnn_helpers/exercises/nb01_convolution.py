@@ -1,0 +1,143 @@
+"""The exercises of notebook 01 (convolution), registered with :mod:`tlcnn_helpers.exercises`.
+
+>>> from tlcnn_helpers import exercises
+>>> exercises.exercises_of("01")
+['01.output_shape', '01.param_count', '01.stride', '01.vertical_edges']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..convolution import conv2d, conv_output_size, correlate2d_loops
+from . import _call, _first_difference, _shape_tuple, register
+
+
+@register("01.output_shape",
+          "A 31x31 image goes through a 3x3 convolution with stride 2 and padding 'valid'. "
+          "Set `answer` to the output (height, width).",
+          reference=lambda: (conv_output_size(31, 3, 2, "valid"),) * 2)
+def _check_output_shape(answer: Any) -> str | None:
+    shape = _shape_tuple(answer, 2, "(10, 10)")
+    if isinstance(shape, str):
+        return shape
+    expected = (conv_output_size(31, 3, 2, "valid"),) * 2
+    if shape == expected:
+        return None
+    side = shape[0]
+    why = {
+        conv_output_size(31, 3, 2, "same"): "check the padding: 'valid' adds no border, so "
+                                            "the 3x3 window must fit inside the image",
+        conv_output_size(31, 3, 1, "valid"): "check the stride: the window moves 2 pixels "
+                                             "at a time, so about half as many positions fit",
+        (31 - 3) // 2: "you forgot the +1: the first position counts too, "
+                       "floor((n - k) / s) + 1",
+    }.get(side, "use floor((n - k) / s) + 1 with n = 31, k = 3, s = 2")
+    return f"expected shape {expected}, got {shape}: {why}"
+
+
+def _reference_vertical_edge_kernel() -> np.ndarray:
+    # Sobel: right column minus left column, centre row weighted twice.
+    return np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=float)
+
+
+def _step_images(size: int = 9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    flat = np.full((size, size), 0.7)
+    vertical = np.zeros((size, size))
+    vertical[:, size // 2:] = 1.0  # dark left, bright right
+    return flat, vertical, vertical.T.copy()  # the transpose: dark top, bright bottom
+
+
+@register("01.vertical_edges",
+          "Set `vertical_edge_kernel` to a 3x3 NumPy array that gives a large positive value "
+          "where a dark left side meets a bright right side, and 0 on flat regions.",
+          reference=_reference_vertical_edge_kernel)
+def _check_vertical_edges(kernel: Any) -> str | None:
+    kernel = np.asarray(kernel, dtype=float)
+    if kernel.shape != (3, 3):
+        return f"expected shape (3, 3), got {kernel.shape}: write three rows of three numbers"
+    flat, vertical, horizontal = _step_images()
+    on_flat = float(np.abs(conv2d(flat, kernel)).max())
+    if on_flat > 1e-6:
+        return (f"on a flat grey image your kernel gives {on_flat:.3g} instead of 0: make its "
+                f"values add up to 0 (now they add up to {kernel.sum():.3g})")
+    on_vertical = conv2d(vertical, kernel)
+    on_horizontal = float(np.abs(conv2d(horizontal, kernel)).max())
+    strongest = float(on_vertical.max())
+    if strongest <= 1e-6 and on_vertical.min() < -1e-6:
+        return ("it responds to the edge, but negatively: it looks for bright-to-dark. Swap "
+                "the signs so that the right column is positive")
+    if strongest <= 1e-6:
+        return ("it gives 0 on a vertical edge: the left and right columns must differ "
+                "(e.g. negative on the left, positive on the right)")
+    if on_horizontal > 0.25 * strongest:
+        return (f"it also responds to horizontal edges ({on_horizontal:.3g} versus "
+                f"{strongest:.3g} on the vertical one): make the three rows the same shape, so "
+                "only left-versus-right matters")
+    return None
+
+
+def _reference_strided_correlate(image: np.ndarray, kernel: np.ndarray, stride: int) -> np.ndarray:
+    # Slide the kernel (not flipped), stepping `stride` pixels; multiply and sum each window.
+    kh, kw = kernel.shape
+    out_h = (image.shape[0] - kh) // stride + 1
+    out_w = (image.shape[1] - kw) // stride + 1
+    out = np.zeros((out_h, out_w))
+    for row in range(out_h):
+        for col in range(out_w):
+            window = image[row * stride: row * stride + kh, col * stride: col * stride + kw]
+            out[row, col] = np.sum(window * kernel)
+    return out
+
+
+@register("01.stride",
+          "Complete `strided_correlate(image, kernel, stride)`: slide `kernel` over the 2-D "
+          "`image` with padding 'valid', moving `stride` pixels at a time, and return the "
+          "feature map.",
+          reference=lambda: _reference_strided_correlate)
+def _check_stride(function: Any) -> str | None:
+    rng = np.random.default_rng(1)
+    for shape, kernel_shape, stride in [((9, 11), (3, 3), 2), ((10, 8), (2, 3), 3),
+                                        ((6, 7), (3, 3), 1)]:
+        image, kernel = rng.random(shape), rng.normal(size=kernel_shape)
+        expected = correlate2d_loops(image, kernel, stride)
+        got = _call(function, image, kernel, stride)
+        case = f"for a {shape} image, {kernel_shape} kernel and stride {stride}"
+        if got.shape != expected.shape:
+            if got.shape == correlate2d_loops(image, kernel, 1).shape and stride > 1:
+                return (f"{case} expected shape {expected.shape}, got {got.shape}: you computed "
+                        f"every position; move the window `stride` pixels at a time")
+            return (f"{case} expected shape {expected.shape}, got {got.shape}: with padding "
+                    "'valid' there are floor((n - k) / stride) + 1 positions along each side")
+        if np.allclose(got, correlate2d_loops(image, kernel[::-1, ::-1], stride)):
+            return ("you flipped the kernel (the textbook convolution); deep-learning layers "
+                    "slide it as it is (cross-correlation)")
+        if not np.allclose(got, expected, atol=1e-6):
+            return (f"{case} the shape is right but {_first_difference(expected, got)}: the "
+                    "window of output (r, c) starts at pixel (r * stride, c * stride); multiply "
+                    "it by the kernel and sum")
+    return None
+
+
+@register("01.param_count",
+          "How many trainable parameters does Conv2D(filters=16, kernel_size=5) have on RGB "
+          "images of 32x32 pixels? Set `answer` to the number.",
+          reference=lambda: 5 * 5 * 3 * 16 + 16)
+def _check_param_count(answer: Any) -> str | None:
+    if not isinstance(answer, (int, np.integer)) or isinstance(answer, bool):
+        return f"answer with a whole number, not {type(answer).__name__} {answer!r}"
+    expected = 5 * 5 * 3 * 16 + 16
+    if answer == expected:
+        return None
+    why = {
+        5 * 5 * 3 * 16: "you forgot the biases: one per filter",
+        5 * 5 * 16 + 16: "each filter covers all 3 colour channels: it has 5 x 5 x 3 weights",
+        5 * 5 * 16: "each filter has 5 x 5 x 3 weights (all channels) plus one bias",
+        5 * 5 * 3 + 1: "that is one filter; the layer has 16 of them",
+    }.get(int(answer), "the count does not depend on the image size: "
+                       "kernel height x width x input channels x filters, plus one bias per filter"
+          if answer % (32 * 32) == 0 or answer > 10 * expected else
+          "kernel height x width x input channels x filters, plus one bias per filter")
+    return f"expected {expected}, got {answer}: {why}"
