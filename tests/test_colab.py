@@ -21,7 +21,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 from packaging.requirements import Requirement
 
 from tlcnn_helpers import notebook as nbmod
-from tlcnn_helpers.environment import in_colab, precision_policy_for
+from tlcnn_helpers.environment import COLAB_ENV_MARKERS, choose_precision, in_colab
 from tlcnn_helpers.notebook import (
     COLAB_PIP_SPEC,
     REPO_URL,
@@ -54,7 +54,7 @@ def run_setup_source(source: str, *, colab: bool, monkeypatch) -> tuple[FakeIPyt
         monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-        for marker in nbmod.COLAB_ENV_MARKERS:
+        for marker in COLAB_ENV_MARKERS:
             monkeypatch.delenv(marker, raising=False)
     shell = FakeIPython()
     namespace = {"get_ipython": lambda: shell, "PROFILE": "smoke", "__name__": "__main__"}
@@ -186,17 +186,21 @@ def test_a_cpu_keeps_float32(capsys):
     assert "No GPU found" in capsys.readouterr().out
 
 
+def notebook_precision(devices):
+    return choose_precision("auto", devices, cpu_bfloat16=False)
+
+
 def test_precision_decision_on_simulated_device_lists():
-    assert precision_policy_for([]) == "float32"
-    assert precision_policy_for(["CPU"]) == "float32"
-    assert precision_policy_for(["cpu", "gpu"]) == "mixed_float16"
-    assert precision_policy_for([tf.config.PhysicalDevice("/physical_device:GPU:1", "GPU")]) \
+    assert notebook_precision([]) == "float32"
+    assert notebook_precision(["CPU"]) == "float32"
+    assert notebook_precision(["cpu", "gpu"]) == "mixed_float16"
+    assert notebook_precision([tf.config.PhysicalDevice("/physical_device:GPU:1", "GPU")]) \
         == "mixed_float16"
 
 
 def test_this_machine_gets_the_policy_its_devices_call_for():
     session = start_notebook("smoke", "03_demo", environ={}, quiet=True)
-    expected = precision_policy_for(tf.config.list_physical_devices())
+    expected = notebook_precision(tf.config.list_physical_devices())
     assert session.precision == expected
     assert keras.mixed_precision.global_policy().name == expected
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tlcnn_helpers import exercises
+from tlcnn_helpers.exercises import nb01_convolution, nb02_pooling
 from tlcnn_helpers.errors import TLCNNError
 from tlcnn_helpers.exercises import EXERCISES, check, feedback, reference_solution
 
@@ -71,16 +72,16 @@ def test_typical_wrong_values_get_a_helpful_message(name, answer, words):
 
 
 def stride_ignored(image, kernel, stride):
-    return exercises._reference_strided_correlate(image, kernel, 1)
+    return nb01_convolution._reference_strided_correlate(image, kernel, 1)
 
 
 def flipped(image, kernel, stride):
-    return exercises._reference_strided_correlate(image, kernel[::-1, ::-1], stride)
+    return nb01_convolution._reference_strided_correlate(image, kernel[::-1, ::-1], stride)
 
 
 def wrong_start(image, kernel, stride):
     # each window starts one step too late: the shape is right, the values are not
-    out = exercises._reference_strided_correlate(image, kernel, stride)
+    out = nb01_convolution._reference_strided_correlate(image, kernel, stride)
     return np.roll(out, 1, axis=1)
 
 
@@ -94,7 +95,7 @@ def averaged(feature_map):
 
 
 def minimum(feature_map):
-    return -exercises._reference_max_pool_2x2(-feature_map)
+    return -nb02_pooling._reference_max_pool_2x2(-feature_map)
 
 
 def overlapping(feature_map):
@@ -105,7 +106,7 @@ def overlapping(feature_map):
 def padded(feature_map):
     # keeps a last odd row/column as its own window (like padding='same')
     extra = [(0, feature_map.shape[0] % 2), (0, feature_map.shape[1] % 2)]
-    return exercises._reference_max_pool_2x2(np.pad(feature_map, extra, constant_values=-np.inf))
+    return nb02_pooling._reference_max_pool_2x2(np.pad(feature_map, extra, constant_values=-np.inf))
 
 
 WRONG_FUNCTIONS = [

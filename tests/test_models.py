@@ -28,8 +28,10 @@ def test_paper_model_is_four_conv_pool_batchnorm_blocks_then_dense_head():
     assert model.get_layer("flatten").output.shape[-1] == 2 * 2 * 256
 
 
-def test_paper_model_is_compiled_with_categorical_loss_and_accuracy():
+def test_builders_never_compile_and_compile_for_classification_gives_categorical_loss():
     model = paper_cnn(num_classes=4)
+    assert not model.compiled  # builders never compile
+    compile_for_classification(model)
     assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
     metric_names = [m.name for m in model.metrics]
     assert "compile_metrics" in metric_names or "accuracy" in metric_names

@@ -84,7 +84,7 @@ def test_sequential_keeps_every_weight_whose_shape_fits():
 def test_paper_model_moves_to_96_with_everything_but_the_flatten_dense():
     old = trained_like(paper_cnn())
     new, report = with_input_shape(old, (96, 96, 3))
-    assert report.reinitialised == ["hidden"]
+    assert report.reinitialised == ["hidden1"]
     assert report.copied == ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "conv4", "bn4",
                              "classes"]
     assert_copied_exactly(old, new, report.copied)
@@ -162,12 +162,12 @@ def test_size_agnostic_paper_model_runs_on_any_size_and_folds_the_head():
     old = trained_like(paper_cnn())
     agnostic, report = make_size_agnostic(old)
     assert agnostic.input_shape == (None, None, None, 3)
-    assert report.folded == ["hidden"] and not report.reinitialised
+    assert report.folded == ["hidden1"] and not report.reinitialised
     assert "flatten (Flatten of 2x2x256) -> global_avg_pool" in report.replaced[0]
-    expected = fold_flatten_kernel(old.get_layer("hidden").kernel.numpy(), (2, 2, 256))
-    np.testing.assert_allclose(agnostic.get_layer("hidden").kernel.numpy(), expected, rtol=1e-6)
-    assert np.array_equal(agnostic.get_layer("hidden").bias.numpy(),
-                          old.get_layer("hidden").bias.numpy())
+    expected = fold_flatten_kernel(old.get_layer("hidden1").kernel.numpy(), (2, 2, 256))
+    np.testing.assert_allclose(agnostic.get_layer("hidden1").kernel.numpy(), expected, rtol=1e-6)
+    assert np.array_equal(agnostic.get_layer("hidden1").bias.numpy(),
+                          old.get_layer("hidden1").bias.numpy())
     assert_copied_exactly(old, agnostic, ["conv1", "bn4", "classes"])
     for size in (16, 32, 96, 50):
         assert run(agnostic, images(1, size)).shape == (1, 9)
@@ -258,7 +258,7 @@ def test_resolution_sweep_matches_direct_accuracy_and_leaves_model_alone():
     stats = model.get_layer("bn3").moving_mean.numpy().copy()
     rows = resolution_sweep(model, x, y, [32, 48], recalibration_images=images(16, 32))
     assert [r.size for r in rows] == [32, 48]
-    assert rows[0].accuracy == evaluation.accuracy(model, x, y)
+    assert rows[0].accuracy == evaluation.evaluate(model, x, y)["test_accuracy"]
     assert all(0 <= r.recalibrated_accuracy <= 1 for r in rows)
     assert np.array_equal(model.get_layer("bn3").moving_mean.numpy(), stats)
     with pytest.raises(ModelInputError, match="make_size_agnostic"):
@@ -324,9 +324,9 @@ def test_malformed_input_shapes(shape):
 
 def test_fixed_size_model_refuses_other_sizes_with_the_fixes():
     with pytest.raises(ModelInputError, match=r"with_input_shape.*make_size_agnostic"):
-        evaluation.accuracy(paper_cnn(), images(2, 96), np.zeros(2, "int64"))
+        evaluation.evaluate(paper_cnn(), images(2, 96), np.zeros(2, "int64"))["test_accuracy"]
     with pytest.raises(ModelInputError, match="one integer per image"):
-        evaluation.accuracy(paper_cnn(), images(2, 32), np.zeros(3, "int64"))
+        evaluation.evaluate(paper_cnn(), images(2, 32), np.zeros(3, "int64"))["test_accuracy"]
     with pytest.raises(ModelInputError, match="needs no resizing"):
         with_resizing(make_size_agnostic(paper_cnn())[0], (96, 96, 3))
     with pytest.raises(ModelInputError, match="Flatten needs a fixed image size"):
@@ -359,7 +359,7 @@ def test_pretrained_does_not_hang_when_the_host_never_answers(monkeypatch, tmp_p
         time.sleep(3)  # far beyond the timeout; then fail like a real timeout would
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(transfer.socket, "create_connection", hangs)
+    monkeypatch.setattr(pretrained.socket, "create_connection", hangs)
     start = time.perf_counter()
     assert pretrained._reachable("weights.example", timeout=0.5) is False
     assert time.perf_counter() - start < 5
@@ -417,9 +417,9 @@ def test_failed_attempt_leaves_the_model_usable():
         for layer in old.layers[1:]:
             x = layer(x)
     agnostic, report = make_size_agnostic(old)
-    assert report.folded == ["hidden"] and "Flatten of 2x2x8" in report.replaced[0]
+    assert report.folded == ["hidden1"] and "Flatten of 2x2x8" in report.replaced[0]
     moved, report = with_input_shape(old, (64, 64, 3))
-    assert report.reinitialised == ["hidden"] and moved.output_shape == (None, 9)
+    assert report.reinitialised == ["hidden1"] and moved.output_shape == (None, 9)
 
 
 def test_offline_mode_never_tries_the_weights_host(monkeypatch, tmp_path):
@@ -428,7 +428,7 @@ def test_offline_mode_never_tries_the_weights_host(monkeypatch, tmp_path):
     monkeypatch.setenv("TLCNN_OFFLINE", "1")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty cache
     tried = []
-    monkeypatch.setattr(transfer, "_reachable", lambda *args: tried.append(args) or True)
+    monkeypatch.setattr(pretrained, "_reachable", lambda *args: tried.append(args) or True)
     base = pretrained_application("MobileNetV2", (96, 96, 3), alpha=0.35, verbose=False)
     assert tried == [] and base.weights is None
     assert "TLCNN_OFFLINE is set" in base.message and "weights=None" in base.message

@@ -545,7 +545,7 @@ def pick_per_class(labels: np.ndarray, num_classes: int, per_class: int, seed: i
     """Indices of about ``per_class`` examples of each class (exactly, for balanced labels).
 
     >>> [idx.tolist() for idx in pick_per_class(np.array([0, 1, 0, 1, 0, 1]), 2, 2)]
-    [[0, 2], [3, 5]]
+    [[0, 2], [1, 3]]
     """
     labels = np.asarray(labels)
     wanted = per_class * num_classes

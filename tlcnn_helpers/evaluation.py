@@ -284,7 +284,7 @@ def check_images(model: Any, images: np.ndarray, name: str = "images") -> None:
             f"{name} are {shape[1]}x{shape[2]} but model {model.name!r} takes "
             f"{shape_text(old[:2])} images: move it with with_input_shape(model, "
             f"({shape[1]}, {shape[2]}, {shape[3]})), make_size_agnostic(model), or resize "
-            f"the images (with_resizing)")
+            f"the images (with_resizing); notebooks/05_transfer_across_sizes.ipynb shows all three")
     if None in old[:2]:  # a size-agnostic model: are the images large enough?
         check_input_shape(model, shape[1:], require_convolution=False)
 

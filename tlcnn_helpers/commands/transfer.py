@@ -38,6 +38,9 @@ def parse_input_shape(text: str) -> tuple[int, ...]:
 def _load(path: Path):
     from ..files import load_model
 
+    if not path.is_file():
+        raise ModelInputError(f"--model {path}: no such file. Save a model with model.save(...) "
+                              f"or train one with `python -m tlcnn_helpers train cifar10`")
     try:
         return load_model(path, compile=False)
     except ModelInputError as err:
