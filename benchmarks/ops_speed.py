@@ -44,7 +44,7 @@ def main() -> None:
             lambda: pooling.average_pool2d(batch, 2),
             lambda: keras.ops.convert_to_numpy(keras.layers.AveragePooling2D(2)(batch))),
     }
-    print("| operation | NumPy (tlcnn_helpers.ops) | Keras (eager) | ratio |")
+    print("| operation | NumPy (tlcnn_helpers.convolution, .pooling) | Keras (eager) | ratio |")
     print("|---|---|---|---|")
     for name, (numpy_call, keras_call) in cases.items():
         mine, theirs = median_seconds(numpy_call), median_seconds(keras_call)

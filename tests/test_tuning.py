@@ -223,7 +223,7 @@ def test_three_tuners_search_and_log_hparams_then_a_reused_search_runs_nothing(t
 
 def test_trials_leave_no_traced_training_step_behind(tmp_path):
     # Each trial's model and training step is freed when it ends, so memory stays flat
-    # however many trials run (tests/test_sessions.py shows what TensorFlow keeps otherwise).
+    # however many trials run (tests/test_memory.py shows what TensorFlow keeps otherwise).
     data = tiny_data()
     keras.backend.clear_session()
     registered = memory.custom_gradient_names()

@@ -26,6 +26,9 @@ images in chunks of 500: about 335 MB for a 309 MB result (9 classes of 5,000 + 
 images; measured on synthetic files of the official size, as no real STL-10 is at hand).
 Neither ever makes a float copy: conversion to floats happens batch by batch in the
 input pipeline.
+
+Used by every notebook (the 9 shared classes of CIFAR-10 and STL-10), the ``train`` and
+``tune`` commands.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ notebook can catch them all at once and show the message:
 ... except TLCNNError as err:
 ...     print(err)
 no CIFAR-10 files in data/: copy them there
+
+Used by every module; a notebook can catch :class:`TLCNNError` to show the message.
 """
 
 from __future__ import annotations

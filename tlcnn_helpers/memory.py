@@ -21,6 +21,8 @@ up while its step is traced, so trained models keep working);
 ...     _ = model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=1, verbose=0)
 >>> released.count >= 1 and not custom_gradient_names() - released.before
 True
+
+Used by notebook 04 (memory across trials) and by :mod:`tlcnn_helpers.tuning`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ badges and their Colab install line are derived from it (tests/test_colab.py che
 
 >>> colab_badge_url("01_convolution.ipynb")
 'https://colab.research.google.com/github/tlcnn-course/tlcnn/blob/main/notebooks/01_convolution.ipynb'
+
+Used by every notebook's set-up cell.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ cache four times smaller than float32. The training pipeline is deterministic fo
 [(4, 32, 32, 3), (4, 32, 32, 3), (2, 32, 32, 3)]
 >>> tuple(next(iter(ds))[1].shape)
 (4, 3)
+
+Used by notebook 03 (the training pipeline) through :mod:`tlcnn_helpers.training`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ interrupted write never leaves a half-written record.
 ...                   records_dir=folder)
 >>> [row["value"] for row in load_records(folder)]
 [0.5]
+
+Used by every notebook's ``session.record(...)`` and by the course report.
 """
 
 from __future__ import annotations

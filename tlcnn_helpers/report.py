@@ -12,6 +12,8 @@ nothing else, so no figure in the report is ever typed in by hand.
 >>> md_path, html_path = write_course_report(records, out, profile="smoke")
 >>> print([line for line in md_path.read_text().splitlines() if "CIFAR paper" in line][0])
 | 03_cifar10_cnn | CIFAR paper recipe | test_accuracy | 0.8 | 0.61 | -0.19 | synthetic | smoke | 12.3 s |
+
+Used by ``make course`` (``build/course/results.md`` and ``results.html``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ exercises the real loading code.
 >>> images = render_images(np.array([0, 4]), CIFAR10_CLASSES, size=32, seed=0)
 >>> images.shape, images.dtype
 ((2, 32, 32, 3), dtype('uint8'))
+
+Used by the ``smoke`` profile of every notebook and by the tests (through :mod:`tlcnn_helpers.data`).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ explorer renders it when it is built and never waits for input.
 >>> explorer.controls["stride"].value = 2
 >>> explorer.output.shape, explorer.summary.value.startswith("Output shape: (15, 23)")
 ((15, 23), True)
+
+Used by notebooks 01 (the convolution explorer) and 02 (the pooling explorer).
 """
 
 from __future__ import annotations

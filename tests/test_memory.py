@@ -1,4 +1,4 @@
-"""tlcnn_helpers.sessions: models trained one after another in one process do not pile up."""
+"""tlcnn_helpers.memory: models trained one after another in one process do not pile up."""
 
 from __future__ import annotations
 
