@@ -47,3 +47,15 @@ class ModelInputError(TLCNNError, ValueError):
 
 class CourseError(TLCNNError):
     """A command-line or course-run argument is contradictory or impossible."""
+
+
+class ArrayFormatError(DataError, ValueError):
+    """An array passed to the data layer has the wrong dtype, shape or value range."""
+
+
+class NotEnoughSpaceError(DataError, OSError):
+    """The disk filled up while extracting or downloading; the archive itself is fine."""
+
+
+class DataFolderNotWritableError(DataError, PermissionError):
+    """The data folder is read-only and no writable place could stand in for it."""
