@@ -8,7 +8,11 @@ STL's "monkey" are dropped), as in the paper.
 Where the files are: ``data_dir``, else ``TLCNN_DATA_DIR``, else the checkout's ``data/``.
 A folder (``cifar-10-batches-py/``, ``cifar-10-batches-bin/``, ``stl10_binary/``) is read
 as it is; an official archive lying there is checked against its MD5 and extracted
-safely; with neither, the archive is downloaded with ``keras.utils.get_file``.
+safely; with neither, the archive is downloaded (to a temporary name, renamed into place
+once its MD5 matches). An archive whose MD5 is not the expected one is never deleted or
+overwritten: pass ``md5=`` for a copy you trust, or move it away. Checking, downloading and
+extracting hold a lock on the folder (``.tlcnn-data.lock``), so processes sharing it wait
+for each other; a read-only folder is extracted into a per-user cache folder instead.
 
 ``source="synthetic"`` writes small learnable datasets in the same formats (see
 :mod:`tlcnn_helpers.synthetic`) and reads them back through the same parsers.
@@ -30,14 +34,24 @@ input pipeline.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import gzip
 import hashlib
+import http.client
 import io
+import math
 import os
 import pickle
+import pickletools
 import shutil
+import sys
 import tarfile
 import tempfile
-from collections.abc import Sequence
+import threading
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -45,13 +59,21 @@ import numpy as np
 
 from . import synthetic
 from .errors import (
+    ArrayFormatError,
     DataError,
+    DataFolderNotWritableError,
     DatasetFormatError,
     DatasetNotFoundError,
     DownloadError,
+    NotEnoughSpaceError,
     UnsafeArchiveError,
 )
 from .paths import OFFLINE_ENV_VAR, default_data_dir, offline_mode
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent first loads are not guarded
+    fcntl = None
 
 if TYPE_CHECKING:
     from .profiles import Profile
@@ -75,6 +97,13 @@ CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 STL10_MEMBERS = ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "class_names.txt",
                  "fold_indices.txt")
 
+# The official python batches: at most 10,000 rows, about 31 MB; a protocol-2 re-pickle of
+# one can take twice that (pixels as latin-1 text), so anything larger is not a batch.
+MAX_BATCH_ROWS = 10_000
+MAX_BATCH_FILE_BYTES = 64 * 2**20
+LOCK_NAME = ".tlcnn-data.lock"
+DATASETS = {"cifar10": CIFAR10_CLASSES, "stl10": STL10_CLASSES}
+
 Split = tuple[np.ndarray, np.ndarray]
 
 
@@ -97,6 +126,9 @@ def select_classes(dataset_classes: Sequence[str], classes: str | Sequence[str])
         raise DataError(f"classes={classes!r} is not understood: use \"shared\" (the 9 classes "
                         f"both datasets have), \"all\", or a list of class names")
     chosen = [_ALIASES.get(str(c).lower(), str(c).lower()) for c in classes]
+    if not chosen:
+        raise DataError(f"classes={list(classes)} names no class: name at least one, or use "
+                        f"\"shared\" or \"all\"")
     unknown = [c for c in chosen if c not in canonical]
     if unknown:
         raise DataError(f"unknown class name(s) {unknown} in classes=: this dataset's classes are "
@@ -120,7 +152,11 @@ def _relabel(labels: np.ndarray, dataset_classes: Sequence[str], chosen: Sequenc
 
 # ---------------------------------------------------------------------------- pickles
 class _CifarUnpickler(pickle.Unpickler):
-    """Admits only what CIFAR-10 batches contain: builtins and NumPy array reconstruction."""
+    """Admits only what CIFAR-10 batches contain, and only allocations the file can fill.
+
+    No code runs (only NumPy array reconstruction and latin-1 text are admitted), and no
+    array larger than the file is created, so a few bytes cannot claim gigabytes.
+    """
 
     ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"),
@@ -132,24 +168,81 @@ class _CifarUnpickler(pickle.Unpickler):
         ("numpy.core.numeric", "_frombuffer"),
         ("numpy._core.numeric", "_frombuffer"),
         ("_codecs", "encode"),
-        ("builtins", "bytearray"),
     }
+    # Plain numeric dtypes only: no objects, no structured (void) types.
+    DTYPES = {f"{kind}{size}" for kind in "uif" for size in (1, 2, 4, 8)} | {"b1"}
+
+    def __init__(self, file: io.BytesIO, limit: int) -> None:
+        super().__init__(file, encoding="bytes")
+        self.limit = limit
 
     def find_class(self, module: str, name: str):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+        guards = {"_reconstruct": self._reconstruct, "dtype": self._dtype, "scalar": self._scalar,
+                  "encode": self._encode, "ndarray": _NdarrayToken, "_frombuffer": self._frombuffer}
+        super().find_class(module, name)  # the same import errors as before
+        return guards[name]
+
+    def _dtype(self, spec, *args):
+        text = spec.decode("latin-1") if isinstance(spec, bytes) else str(spec)
+        dtype = np.dtype(text)
+        if dtype.str[1:] not in self.DTYPES:
+            raise pickle.UnpicklingError(f"dtype {text!r} is not allowed in a CIFAR-10 batch")
+        return np.dtype(text, *args)
+
+    def _reconstruct(self, subtype, shape, dtype):
+        dtype = self._dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
+        if subtype is not _NdarrayToken or not all(type(n) is int and n >= 0 for n in shape) \
+                or math.prod(shape) * dtype.itemsize > self.limit:
+            raise pickle.UnpicklingError(f"an array of shape {shape} cannot come from a file of "
+                                         f"{self.limit:,} bytes")
+        return np.ndarray(shape, dtype)  # what numpy's _reconstruct does, now bounded
+
+    def _scalar(self, dtype, data=None):
+        if dtype.str[1:] not in self.DTYPES:
+            raise pickle.UnpicklingError(f"scalar of dtype {dtype} is not allowed")
+        return np.frombuffer(data, dtype, count=1)[0] if data is not None else dtype.type(0)
+
+    def _frombuffer(self, buffer, dtype, shape, order):
+        if dtype.str[1:] not in self.DTYPES:
+            raise pickle.UnpicklingError(f"dtype {dtype} is not allowed in a CIFAR-10 batch")
+        return np.frombuffer(buffer, dtype).reshape(shape, order=order)  # a view: no allocation
+
+    @staticmethod
+    def _encode(text, encoding="utf-8"):
+        if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+            raise pickle.UnpicklingError("only latin-1 text is allowed in a CIFAR-10 batch")
+        return text.encode("latin-1")
+
+
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` in a batch: passed to ``_reconstruct``, never called
+    (a direct call could build arrays over a few bytes with zero strides, or allocate)."""
+
+    def __new__(cls, *args, **kwargs):
+        raise pickle.UnpicklingError("numpy.ndarray(...) is not called in a CIFAR-10 batch")
 
 
 def _unpickle(path: Path) -> dict:
+    size = path.stat().st_size
+    fix = (f"it is truncated, corrupted or not from the official archive. Delete the folder "
+           f"{path.parent} and copy or download it again (the archive is re-extracted "
+           f"automatically).")
+    if size > MAX_BATCH_FILE_BYTES:
+        raise DatasetFormatError(f"{path} is {size:,} bytes; a CIFAR-10 python batch is at most "
+                                 f"{MAX_BATCH_FILE_BYTES:,}: {fix}")
+    raw = path.read_bytes()
     try:
-        with open(path, "rb") as f:
-            record = _CifarUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise DatasetFormatError(
-            f"{path} is not a readable CIFAR-10 python batch ({err}): it is truncated, "
-            f"corrupted or not from the official archive. Delete the folder {path.parent} and "
-            f"copy or download it again (the archive is re-extracted automatically).") from err
+        # Walk the opcodes first: every length they declare must fit in the file, as
+        # pickle itself would allocate a declared bytearray before reading it.
+        for _ in pickletools.genops(raw):
+            pass
+        record = _CifarUnpickler(io.BytesIO(raw), limit=size).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError,
+            IndexError, MemoryError, OverflowError) as err:
+        raise DatasetFormatError(f"{path} is not a readable CIFAR-10 python batch ({err}): {fix}"
+                                 ) from err
     if not isinstance(record, dict):
         raise DatasetFormatError(f"{path} does not hold a CIFAR-10 batch (a dict); replace it "
                                  f"with the official file")
@@ -157,21 +250,41 @@ def _unpickle(path: Path) -> dict:
 
 
 def _read_cifar_python_batch(path: Path) -> Split:
+    """One batch, checked against the official schema before anything is converted."""
     record = _unpickle(path)
+    fix = "Replace it with the official file (delete the folder; the archive is re-extracted)."
     if "data" not in record or "labels" not in record:
-        raise DatasetFormatError(f"{path} lacks 'data' or 'labels': it is not a CIFAR-10 batch; "
-                                 f"replace it with the official file")
-    data = np.asarray(record["data"], dtype=np.uint8)
-    labels = np.asarray(record["labels"], dtype=np.int64)
+        raise DatasetFormatError(f"{path} lacks 'data' or 'labels': it is not a CIFAR-10 batch. "
+                                 f"{fix}")
+    data, labels = record["data"], record["labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        what = f"dtype {data.dtype}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DatasetFormatError(f"{path} holds 'data' of {what}; a CIFAR-10 batch holds uint8 "
+                                 f"pixels (converting would change them). {fix}")
+    if not isinstance(labels, list) or not all(type(v) is int for v in labels):
+        what = type(labels).__name__ if not isinstance(labels, list) else \
+            f"a list holding {type(next(v for v in labels if type(v) is not int)).__name__}"
+        raise DatasetFormatError(f"{path} holds 'labels' as {what}; a CIFAR-10 batch has a list "
+                                 f"of ints. {fix}")
     if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
         raise DatasetFormatError(
             f"{path} holds data of shape {data.shape} and {len(labels)} labels; a CIFAR-10 batch "
-            f"has N rows of 3072 pixels and N labels. Replace it with the official file.")
-    return data, labels
+            f"has N rows of 3072 pixels and N labels. {fix}")
+    if len(data) > MAX_BATCH_ROWS:
+        raise DatasetFormatError(f"{path} holds {len(data):,} rows; an official batch has at most "
+                                 f"{MAX_BATCH_ROWS:,}. {fix}")
+    if data.nbytes > path.stat().st_size:  # pixels that were never stored in the file
+        raise DatasetFormatError(f"{path} claims {len(data):,} images ({data.nbytes:,} bytes of "
+                                 f"pixels) but is only {path.stat().st_size:,} bytes. {fix}")
+    return data, np.asarray(labels, dtype=np.int64)
 
 
 def _read_cifar_binary_batch(path: Path) -> Split:
     size = path.stat().st_size
+    if size > MAX_BATCH_ROWS * CIFAR_ROW_BYTES:
+        raise DatasetFormatError(
+            f"{path} is {size:,} bytes, more than {MAX_BATCH_ROWS:,} CIFAR-10 rows: it is not an "
+            f"official binary batch. Delete it and copy or download the official archive again.")
     if size == 0 or size % CIFAR_ROW_BYTES:
         raise DatasetFormatError(
             f"{path} is {size:,} bytes, not a whole number of {CIFAR_ROW_BYTES}-byte CIFAR-10 rows "
@@ -179,6 +292,13 @@ def _read_cifar_binary_batch(path: Path) -> Split:
             f"Delete it and copy or download the official archive again.")
     raw = np.fromfile(path, dtype=np.uint8).reshape(-1, CIFAR_ROW_BYTES)
     return raw[:, 1:], raw[:, 0].astype(np.int64)
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise DatasetFormatError(
+            f"{path} is a folder (or not a regular file), not a dataset file: move it away and "
+            f"copy the official file there, or delete {path.parent} and extract the archive again.")
 
 
 def _check_labels(labels: np.ndarray, low: int, high: int, path: Path) -> None:
@@ -197,6 +317,7 @@ def _read_cifar_split(folder: Path, names: Sequence[str], binary: bool, chosen: 
         if not path.exists():
             raise DatasetFormatError(f"{path} is missing from {folder}: the folder is incomplete. "
                                      f"Delete it and copy or download the official archive again.")
+        _require_file(path)
         rows, batch_labels = (_read_cifar_binary_batch if binary else _read_cifar_python_batch)(path)
         _check_labels(batch_labels, 0, 9, path)
         keep, new_labels = _relabel(batch_labels, CIFAR10_CLASSES, chosen)
@@ -229,16 +350,124 @@ def _safe_member_path(target: Path, member: tarfile.TarInfo, archive: Path) -> P
     return destination
 
 
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# Locks held by this process: folder -> [thread lock, file descriptor, depth]. flock is per
+# open file, so a second flock on the same file from this process would wait for itself.
+_HELD: dict[Path, list] = {}
+_HELD_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _data_lock(folder: Path, doing: str) -> Iterator[None]:
+    """Hold ``folder/.tlcnn-data.lock`` (re-entrant); say whom we wait for if it is taken."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _not_writable(folder, err) from err
+    key = folder.resolve()
+    with _HELD_GUARD:
+        entry = _HELD.setdefault(key, [threading.RLock(), None, 0])
+    with entry[0]:
+        if entry[2] == 0:
+            entry[1] = _acquire_file_lock(key, doing)
+        entry[2] += 1
+        try:
+            yield
+        finally:
+            entry[2] -= 1
+            if entry[2] == 0 and entry[1] is not None:
+                os.close(entry[1])  # releases the flock
+                entry[1] = None
+
+
+def _acquire_file_lock(folder: Path, doing: str) -> int | None:
+    if fcntl is None:
+        return None
+    path = folder / LOCK_NAME
+    try:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:  # another user's lock file: locking needs no write access
+            fd = os.open(path, os.O_RDONLY)
+    except OSError as err:
+        raise _not_writable(folder, err) from err
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip().split(" ", 1)
+        pid, what = (holder + ["", ""])[:2] if holder[0] else ("?", "")
+        _note(f"waiting for PID {pid} to finish {what or 'its work'} (lock {path}) ...")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as err:  # e.g. ENOLCK on some network file systems
+        _note(f"cannot lock {path} ({err}); going on without: do not load the same dataset "
+              f"into {folder} from several processes at once")
+    with contextlib.suppress(OSError):  # read-only lock file: nobody learns our PID
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {doing}\n".encode(), 0)
+    return fd
+
+
+def _not_writable(folder: Path, err: OSError) -> DataError:
+    return DataFolderNotWritableError(
+        f"cannot write into {folder} ({err.strerror or err}). Set TLCNN_DATA_DIR (or pass "
+        f"data_dir=) to a writable folder; an archive can stay where it is if you copy or link it "
+        f"there.")
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _remove_stale(folder: Path, archive_name: str) -> None:
+    """With the lock held, staging folders and partial downloads left here are stale.
+
+    Loaders download and extract only under the lock. A direct :func:`extract_archive`
+    call does not lock, so a staging folder named after a live process is kept.
+    """
+    for leftover in [*folder.glob(".extracting-*"), *folder.glob(f".{archive_name}.*.part")]:
+        parts = leftover.name.split("-")  # .extracting-<pid>-<random>
+        if leftover.name.startswith(".extracting-") and len(parts) > 2 and _alive(parts[1]):
+            continue
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def _wanted(member: tarfile.TarInfo, members: Sequence[str] | None) -> bool:
+    return member.isfile() and (members is None or PurePosixPath(member.name).name in members)
+
+
+def _needed_mb(archive: Path, members: Sequence[str] | None) -> str:
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            return f"{sum(m.size for m in tar if _wanted(m, members)) / 1e6:,.0f} MB"
+    except (tarfile.TarError, OSError, EOFError, zlib.error):
+        return f"more than {archive.stat().st_size / 1e6:,.0f} MB"
+
+
 def extract_archive(archive: str | os.PathLike, target: str | os.PathLike,
-                    members: Sequence[str] | None = None) -> Path:
+                    members: Sequence[str] | None = None, *, checked: bool = False) -> Path:
     """Extract a .tar.gz into ``target`` safely; returns ``target``.
 
     Every member is checked before it is written: no absolute path, no ``..``, no links.
     Extraction goes to a temporary folder inside ``target`` and each top-level folder is
     moved into place only when the whole archive was read, so an interrupted or refused
-    extraction never leaves half a dataset behind and never touches existing folders.
+    extraction never leaves half a dataset behind and never touches existing folders: a
+    folder already there (another process finished first, or the user's own) is kept.
     ``members`` limits extraction to files with those base names (STL-10's 2.7 GB
-    ``unlabeled_X.bin`` is skipped this way).
+    ``unlabeled_X.bin`` is skipped this way). ``checked=True`` says the archive's MD5 was
+    verified, so a failure is never blamed on the archive. A full disk raises
+    :class:`~tlcnn_helpers.errors.NotEnoughSpaceError` saying how much is needed.
 
     >>> import tempfile, tarfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "a").mkdir(); _ = (d / "a" / "x.txt").write_text("1")
@@ -247,43 +476,94 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike,
     '1'
     """
     archive, target = Path(archive), Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target, prefix=".extracting-"))
     try:
-        try:
-            with tarfile.open(archive, "r:*") as tar:
-                for member in tar:
-                    _safe_member_path(staging, member, archive)
-                    if member.isdir():
-                        continue
-                    if members is not None and PurePosixPath(member.name).name not in members:
-                        continue
-                    if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
-                        tar.extract(member, staging, filter="data")
-                    else:
-                        tar.extract(member, staging)
-        except (tarfile.TarError, EOFError, OSError) as err:
-            raise DatasetFormatError(
-                f"{archive} could not be read as a .tar.gz archive ({err}): it is truncated or "
-                f"corrupted. Delete it and download it again.") from err
+        target.mkdir(parents=True, exist_ok=True)
+        # The PID in the name tells a live extraction from one a killed process left.
+        staging = Path(tempfile.mkdtemp(dir=target, prefix=f".extracting-{os.getpid()}-"))
+    except OSError as err:
+        raise _not_writable(target, err) from err
+    try:
+        _extract_into(staging, archive, target, members, checked)
         for top in staging.iterdir():
             final = target / top.name
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(top, final)
+            if final.exists():  # the first finished extraction wins; nothing is replaced
+                continue
+            try:
+                os.rename(top, final)
+            except OSError:
+                if not final.exists():
+                    raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
+def _extract_into(staging: Path, archive: Path, target: Path, members: Sequence[str] | None,
+                  checked: bool) -> None:
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                _safe_member_path(staging, member, archive)
+                if not _wanted(member, members):  # folders are made as files need them
+                    continue
+                if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+                    tar.extract(member, staging, filter="data")
+                else:
+                    tar.extract(member, staging)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+        if checked:
+            raise DataError(
+                f"{archive} matches its MD5 but could not be extracted ({err}): the archive is "
+                f"intact, so keep it; check the disk and memory of this machine and run again."
+            ) from err
+        raise DatasetFormatError(
+            f"{archive} could not be read as a .tar.gz archive ({err}): it is truncated or "
+            f"corrupted. Delete it and download it again.") from err
+    except OSError as err:  # the system failed, not the archive
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            shutil.rmtree(staging, ignore_errors=True)  # so the free space below is honest
+            free = shutil.disk_usage(target).free / 1e6
+            raise NotEnoughSpaceError(
+                f"not enough space in {target} to extract {archive.name}: it needs about "
+                f"{_needed_mb(archive, members)} and {free:,.0f} MB are free there. The archive "
+                f"is fine, keep it. Free some space, or set TLCNN_DATA_DIR (or pass data_dir=) to "
+                f"a folder on a larger disk and move the archive there.") from err
+        if err.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            raise _not_writable(target, err) from err
+        raise DataError(f"extracting {archive} into {target} failed ({err}): a problem of the "
+                        f"disk or system, not of the archive; fix it and run again.") from err
+
+
+def _unknown_archive(archive: Path, actual: str, md5: str, dataset: str, loader: str | None = None
+                     ) -> DatasetFormatError:
+    loader = loader or {"CIFAR-10": "load_cifar10", "STL-10": "load_stl10"}.get(dataset, "the loader")
+    return DatasetFormatError(
+        f"{archive} has MD5 {actual}, expected {md5}: it is not the official {dataset} archive "
+        f"(a re-packed or partial copy, or another file). The course did not download it, so it "
+        f"is left untouched and nothing is downloaded over it. If it is a copy you trust, pass "
+        f"md5=\"{actual}\" to {loader}(); otherwise move it out of {archive.parent} and run "
+        f"again to use (or download) the official archive.")
+
+
 def fetch_archive(url: str, md5: str, data_dir: Path, *, dataset: str) -> Path:
     """The checked archive in ``data_dir``: kept if its MD5 matches, else downloaded.
 
-    Uses ``keras.utils.get_file`` (progress bar, hash check, removal of an interrupted
-    download). A file whose hash does not match after download is deleted and reported
-    with the expected and actual hash. With no network, the error names the folder, the
-    URL and the two ways on.
+    A file already there whose MD5 differs is never deleted or overwritten: the error gives
+    both hashes and the ways on. A download goes to a unique hidden ``.part`` name and is
+    renamed into place only once its MD5 matches; a mismatching download is deleted and
+    reported with the expected and actual hash. With no network, the error names the
+    folder, the URL and the ways on.
     """
+    target = data_dir / PurePosixPath(url.split("?")[0]).name
+    if target.exists():
+        actual = _md5(target)
+        if actual == md5:
+            return target
+        raise _unknown_archive(target, actual, md5, dataset)
+    return _download(url, md5, data_dir, dataset)
+
+
+def _download(url: str, md5: str, data_dir: Path, dataset: str) -> Path:
     fname = PurePosixPath(url.split("?")[0]).name
     target = data_dir / fname
     if offline_mode():
@@ -292,38 +572,118 @@ def fetch_archive(url: str, md5: str, data_dir: Path, *, dataset: str) -> Path:
             f"downloaded. Either copy the official files (or archive {fname}) into {data_dir} "
             f"(or set TLCNN_DATA_DIR to where they are), unset {OFFLINE_ENV_VAR} to download, or "
             f"use PROFILE = \"smoke\" to run on synthetic data.")
-    import keras
-
     try:
-        path = keras.utils.get_file(fname=fname, origin=url, file_hash=md5, hash_algorithm="md5",
-                                    cache_dir=str(data_dir), cache_subdir="")
-    except ValueError as err:  # keras: hash mismatch after download; the file stays behind
-        actual = _md5(target) if target.exists() else "no file"
-        target.unlink(missing_ok=True)
-        raise DownloadError(
-            f"the {dataset} archive downloaded from {url} has MD5 {actual}, expected {md5}: the "
-            f"download is corrupted or incomplete and was deleted. Run again to retry.") from err
-    except Exception as err:  # keras: network failure; an interrupted file is removed
-        raise DatasetNotFoundError(
-            f"no {dataset} files in {data_dir}, and downloading {url} failed ({err}). Either copy "
-            f"the official files (or archive {fname}) into {data_dir} (or set TLCNN_DATA_DIR to "
-            f"where they are), or use PROFILE = \"smoke\" to run on synthetic data.") from err
-    return Path(path)
+        fd, name = tempfile.mkstemp(dir=data_dir, prefix=f".{fname}.", suffix=".part")
+    except OSError as err:
+        raise _not_writable(data_dir, err) from err
+    part, digest, done, total = Path(name), hashlib.md5(), 0, 0
+    try:
+        try:
+            _note(f"Downloading {url} into {data_dir}")
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+                total = int(response.headers.get("Content-Length") or 0)
+                shown = -1
+                while block := response.read(1 << 20):
+                    out.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    if total and (percent := 100 * done // total) // 10 != shown:
+                        shown = percent // 10
+                        _note(f"  {percent}% of {total / 1e6:,.0f} MB")
+            if total and done < total:
+                raise OSError(f"the connection closed after {done:,} of {total:,} bytes")
+        except (OSError, http.client.HTTPException) as err:
+            if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+                raise NotEnoughSpaceError(
+                    f"not enough space in {data_dir} to download {fname} ({total / 1e6:,.0f} MB). "
+                    f"Free some space, or set TLCNN_DATA_DIR (or pass data_dir=) to a folder on a "
+                    f"larger disk.") from err
+            raise DatasetNotFoundError(
+                f"no {dataset} files in {data_dir}, and downloading {url} failed ({err}). Either "
+                f"copy the official files (or archive {fname}) into {data_dir} (or set "
+                f"TLCNN_DATA_DIR to where they are), or use PROFILE = \"smoke\" to run on "
+                f"synthetic data.") from err
+        actual = digest.hexdigest()
+        if actual != md5:
+            raise DownloadError(
+                f"the {dataset} archive downloaded from {url} has MD5 {actual}, expected {md5}: "
+                f"the download is corrupted or incomplete and was deleted. Run again to retry.")
+        try:
+            os.link(part, target)  # fails rather than overwrite a file that appeared meanwhile
+        except FileExistsError:
+            raise _unknown_archive(target, _md5(target), md5, dataset) from None
+        except OSError:  # file systems without hard links
+            if target.exists():
+                raise _unknown_archive(target, _md5(target), md5, dataset) from None
+            os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    return target
 
 
-def _obtain_archive(url: str, md5: str, root: Path, download: bool, dataset: str) -> Path | None:
-    """A hash-checked archive in ``root``, downloading it if allowed; None if there is none."""
-    archive = root / PurePosixPath(url.split("?")[0]).name
-    actual = _md5(archive) if archive.exists() else None  # once: STL-10's is 2.6 GB
-    if actual == md5:
-        return archive
-    if download:
-        return fetch_archive(url, md5, root, dataset=dataset)
-    if actual is not None:
-        raise DatasetFormatError(
-            f"{archive} has MD5 {actual}, expected {md5}: it is incomplete or not the "
-            f"official archive. Replace it, or allow the download (download=True).")
-    return None
+def _obtain_archive(url: str, md5: str, root: Path, work: Path, download: bool, dataset: str,
+                    loader: str) -> Path | None:
+    """A hash-checked archive in ``root`` (or ``work``), downloaded into ``work`` if allowed.
+
+    None if there is none and downloading is not allowed. A file of the archive's name
+    whose hash differs is refused, never replaced.
+    """
+    fname = PurePosixPath(url.split("?")[0]).name
+    for folder in dict.fromkeys([root, work]):
+        archive = folder / fname
+        if archive.exists():
+            _require_file(archive)
+            actual = _md5(archive)  # once: STL-10's is 2.6 GB
+            if actual == md5:
+                return archive
+            raise _unknown_archive(archive, actual, md5, dataset, loader)
+    return _download(url, md5, work, dataset) if download else None
+
+
+def _writable(folder: Path) -> bool:
+    """Whether ``folder`` can be written (or created), without creating anything."""
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+
+
+def _user_cache_dir(root: Path) -> Path:
+    """Where a read-only data folder's archives are extracted: one folder per data folder."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    tag = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
+    return base / "tlcnn" / "data" / f"{root.resolve().name or 'root'}-{tag}"
+
+
+def _prepare(root: Path, find: Callable[[Path], object], *, url: str, md5: str, download: bool,
+             dataset: str, loader: str, members: Sequence[str] | None = None):
+    """Check, download and extract under the folder's lock; returns ``find``'s result or None.
+
+    A read-only ``root`` is extracted into :func:`_user_cache_dir` (said on stderr).
+    """
+    fname = PurePosixPath(url.split("?")[0]).name
+    work = root if _writable(root) else _user_cache_dir(root)
+    if work != root and (found := find(work)) is not None:
+        return found
+    if not download and not (root / fname).exists() and not (work / fname).exists():
+        return None  # nothing to extract: create no lock file
+    if work != root and not _writable(work):
+        raise DataFolderNotWritableError(
+            f"{root} is read-only and the per-user cache {work} is not writable either, so "
+            f"{dataset} cannot be extracted. Set TLCNN_DATA_DIR (or pass data_dir=) to a writable "
+            f"folder and copy or link {fname} there (the archive itself can stay where it is).")
+    with _data_lock(work, f"extracting {dataset} into {work}"):
+        if (found := find(work)) is not None:  # another process finished while we waited
+            return found
+        _remove_stale(work, fname)
+        archive = _obtain_archive(url, md5, root, work, download, dataset, loader)
+        if archive is None:
+            return None
+        if work != root:
+            _note(f"{root} is read-only: extracting {archive.name} into {work} (set "
+                  f"TLCNN_DATA_DIR or pass data_dir= to choose another writable folder)")
+        extract_archive(archive, work, members=members, checked=True)
+        return find(work)
 
 
 def _resolve_dir(data_dir: str | os.PathLike | None) -> Path:
@@ -375,14 +735,13 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, *, source: str = "of
             binary_wanted = file_format == "binary" or (
                 file_format == "auto" and (root / PurePosixPath(CIFAR10_BINARY_URL).name).exists()
                 and not (root / PurePosixPath(CIFAR10_URL).name).exists())
-            url, md5 = (CIFAR10_BINARY_URL, CIFAR10_BINARY_MD5) if binary_wanted \
+            url, official_md5 = (CIFAR10_BINARY_URL, CIFAR10_BINARY_MD5) if binary_wanted \
                 else (CIFAR10_URL, CIFAR10_MD5)
+            md5 = md5 or official_md5  # md5= alone: a known copy under the official name
         elif md5 is None:
             raise DataError(f"url={url!r} needs md5= too: the archive's hash is always checked")
-        archive = _obtain_archive(url, md5, root, download, "CIFAR-10")
-        if archive is not None:
-            extract_archive(archive, root)
-            found = _find_cifar_folder(root, file_format)
+        found = _prepare(root, lambda d: _find_cifar_folder(d, file_format), url=url, md5=md5,
+                         download=download, dataset="CIFAR-10", loader="load_cifar10")
         if found is None:
             raise DatasetNotFoundError(
                 f"no CIFAR-10 files in {root} (looked for cifar-10-batches-py/, "
@@ -401,6 +760,7 @@ def _read_stl_split(folder: Path, split: str, chosen: Sequence[str]) -> Split:
         if not path.exists():
             raise DatasetFormatError(f"{path} is missing: the stl10_binary folder is incomplete. "
                                      f"Delete {folder} and extract the official archive again.")
+        _require_file(path)
     labels = np.fromfile(y_path, dtype=np.uint8).astype(np.int64)
     x_size = x_path.stat().st_size
     if x_size % STL_IMAGE_BYTES or x_size // STL_IMAGE_BYTES != len(labels):
@@ -448,14 +808,15 @@ def load_stl10(data_dir: str | os.PathLike | None = None, *, source: str = "offi
             synthetic.write_stl10(root, *synthetic_per_class, seed=seed)
     folder = root / "stl10_binary"
     if not folder.is_dir():
-        archive_name = PurePosixPath(url).name
-        archive = _obtain_archive(url, md5, root, download, "STL-10")
-        if archive is not None:
-            extract_archive(archive, root, members=STL10_MEMBERS)
-        if not folder.is_dir():
+        found = _prepare(root, lambda d: d / "stl10_binary" if (d / "stl10_binary").is_dir()
+                         else None, url=url, md5=md5, download=download, dataset="STL-10",
+                         loader="load_stl10", members=STL10_MEMBERS)
+        if found is None:
             raise DatasetNotFoundError(
-                f"no STL-10 files in {root} (looked for stl10_binary/ and {archive_name}). Copy "
-                f"them there, set TLCNN_DATA_DIR, or use PROFILE = \"smoke\" for synthetic data.")
+                f"no STL-10 files in {root} (looked for stl10_binary/ and "
+                f"{PurePosixPath(url).name}). Copy them there, set TLCNN_DATA_DIR, or use "
+                f"PROFILE = \"smoke\" for synthetic data.")
+        folder = found
     return _read_stl_split(folder, "train", chosen), _read_stl_split(folder, "test", chosen)
 
 
@@ -479,6 +840,7 @@ def stratified_subset(x: np.ndarray, y: np.ndarray, size: int | None, seed: int 
     >>> np.bincount(stratified_subset(x, y, 4)[1]).tolist()
     [2, 2]
     """
+    synthetic.check_arrays(x, y, error=ArrayFormatError)
     if size is None or size >= len(y):
         return x, y
     rng = np.random.default_rng(seed)
@@ -506,6 +868,7 @@ def load_dataset(name: str, profile: Profile, data_dir: str | os.PathLike | None
     (96, 96, 3)
     """
     loaders = {"cifar10": load_cifar10, "stl10": load_stl10}
+    name = name.lower() if isinstance(name, str) else name
     if name not in loaders:
         raise DataError(f"unknown dataset {name!r}: use one of {', '.join(loaders)}")
     budget = profile.data
@@ -525,10 +888,16 @@ def load_dataset(name: str, profile: Profile, data_dir: str | os.PathLike | None
 def class_names(classes: str | Sequence[str] = "shared", dataset: str = "cifar10") -> list[str]:
     """The names matching a loader's labels for the same ``classes`` argument.
 
+    ``dataset`` is ``"cifar10"`` or ``"stl10"``, in any case.
+
     >>> class_names("all", "stl10")[7]
     'monkey'
     """
-    return select_classes(CIFAR10_CLASSES if dataset == "cifar10" else STL10_CLASSES, classes)
+    key = dataset.lower() if isinstance(dataset, str) else dataset
+    if key not in DATASETS:
+        raise DataError(f"dataset={dataset!r} is not known: use one of "
+                        f"{', '.join(map(repr, DATASETS))}")
+    return select_classes(DATASETS[key], classes)
 
 
 def archive_bytes(folder: str | os.PathLike) -> bytes:
