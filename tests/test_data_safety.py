@@ -334,8 +334,12 @@ def test_a_waiting_process_names_the_pid_it_waits_for(cifar_body, tmp_path):
         child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True,
                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
-        first = child.stderr.readline()  # blocks until the child reports that it waits
-        assert f"waiting for PID {os.getpid()}" in first and "extracting" in first, first
+        said = ""
+        while "waiting for PID" not in said:  # blocks until the child reports that it waits
+            line = child.stderr.readline()
+            assert line, f"the child ended without saying whom it waits for: {said}"
+            said += line
+        assert f"waiting for PID {os.getpid()} to finish extracting" in said, said
         assert child.poll() is None and not (tmp_path / "cifar-10-batches-py").exists()
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, err
