@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from tlcnn_helpers import synthetic
+from tlcnn_helpers.archives import extract_archive
 from tlcnn_helpers.data import (
     SHARED_CLASSES,
     archive_bytes,
     class_names,
-    extract_archive,
     load_cifar10,
     load_dataset,
     load_stl10,
@@ -356,12 +356,14 @@ def test_interrupted_download_leaves_nothing_taken_for_good(cifar_source, tmp_pa
     with pytest.raises(DatasetNotFoundError):
         load_cifar10(tmp_path, url=server.url(path), md5=md5(body))
     assert not (tmp_path / "cifar-10-python.tar.gz").exists()
-    # A partial file left by a killed process is not trusted either: it is fetched again.
-    (tmp_path / "cifar-10-python.tar.gz").write_bytes(body[:1000])
+    # A killed download leaves only its hidden .part file: removed, and fetched again.
+    partial = tmp_path / ".cifar-10-python.tar.gz.4242.x1.part"
+    partial.write_bytes(body[:1000])
     server.truncate.clear()
     (x, _), _ = load_cifar10(tmp_path, url=server.url(path), md5=md5(body))
     assert len(x) == 90
     assert (tmp_path / "cifar-10-python.tar.gz").read_bytes() == body
+    assert not partial.exists()
 
 
 def test_no_data_and_no_network_says_where_and_how(tmp_path, monkeypatch):

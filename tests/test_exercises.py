@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 
 from tlcnn_helpers import exercises
-from tlcnn_helpers.exercises import nb01_convolution, nb02_pooling
 from tlcnn_helpers.errors import TLCNNError
-from tlcnn_helpers.exercises import EXERCISES, check, feedback, reference_solution
+from tlcnn_helpers.exercises import (
+    EXERCISES,
+    check,
+    feedback,
+    nb01_convolution,
+    nb02_pooling,
+    reference_solution,
+)
 
 
 def test_the_course_notebooks_have_exercises():

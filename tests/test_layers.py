@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tlcnn_helpers"
 
 LAYERS = [
     {"errors", "settings", "files", "compat"},
-    {"environment", "memory", "records", "synthetic"},
+    {"environment", "memory", "records", "synthetic", "archives"},
     {"data", "pipelines", "convolution", "pooling", "models"},
     {"training", "evaluation"},
     {"tuning", "distributed", "transfer", "pretrained"},

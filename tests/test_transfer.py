@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlcnn_helpers import evaluation, pretrained, transfer
+from tlcnn_helpers import evaluation, pretrained
 from tlcnn_helpers.errors import ModelInputError, TLCNNError
 from tlcnn_helpers.evaluation import check_images, minimum_input_size
 from tlcnn_helpers.models import fast_cifar_cnn, paper_cnn
@@ -423,7 +423,6 @@ def test_failed_attempt_leaves_the_model_usable():
 
 
 def test_offline_mode_never_tries_the_weights_host(monkeypatch, tmp_path):
-    from tlcnn_helpers import transfer
 
     monkeypatch.setenv("TLCNN_OFFLINE", "1")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty cache

@@ -8,7 +8,11 @@ STL's "monkey" are dropped), as in the paper.
 Where the files are: ``data_dir``, else ``TLCNN_DATA_DIR``, else the checkout's ``data/``.
 A folder (``cifar-10-batches-py/``, ``cifar-10-batches-bin/``, ``stl10_binary/``) is read
 as it is; an official archive lying there is checked against its MD5 and extracted
-safely; with neither, the archive is downloaded with ``keras.utils.get_file``.
+safely; with neither, the archive is downloaded (to a temporary name, renamed into place
+once its MD5 matches). An archive whose MD5 is not the expected one is never deleted or
+overwritten: pass ``md5=`` for a copy you trust, or move it away. Checking, downloading and
+extracting hold a lock on the folder (``.tlcnn-data.lock``), so processes sharing it wait
+for each other; a read-only folder is extracted into a per-user cache folder instead.
 
 ``source="synthetic"`` writes small learnable datasets in the same formats (see
 :mod:`tlcnn_helpers.synthetic`) and reads them back through the same parsers.
@@ -33,13 +37,12 @@ Used by every notebook (the 9 shared classes of CIFAR-10 and STL-10), the ``trai
 
 from __future__ import annotations
 
-import hashlib
 import io
+import math
 import os
 import pickle
-import shutil
+import pickletools
 import tarfile
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -48,14 +51,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import synthetic
+from .archives import _prepare, _require_file
 from .errors import (
+    ArrayFormatError,
     DataError,
     DatasetFormatError,
     DatasetNotFoundError,
-    DownloadError,
-    UnsafeArchiveError,
 )
-from .settings import OFFLINE_ENV_VAR, default_data_dir, offline_mode
+from .settings import default_data_dir
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent first loads are not guarded
+    fcntl = None
 
 if TYPE_CHECKING:
     from .settings import Profile
@@ -79,6 +87,12 @@ CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 STL10_MEMBERS = ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "class_names.txt",
                  "fold_indices.txt")
 
+# The official python batches: at most 10,000 rows, about 31 MB; a protocol-2 re-pickle of
+# one can take twice that (pixels as latin-1 text), so anything larger is not a batch.
+MAX_BATCH_ROWS = 10_000
+MAX_BATCH_FILE_BYTES = 64 * 2**20
+DATASETS = {"cifar10": CIFAR10_CLASSES, "stl10": STL10_CLASSES}
+
 Split = tuple[np.ndarray, np.ndarray]
 
 
@@ -101,6 +115,9 @@ def select_classes(dataset_classes: Sequence[str], classes: str | Sequence[str])
         raise DataError(f"classes={classes!r} is not understood: use \"shared\" (the 9 classes "
                         f"both datasets have), \"all\", or a list of class names")
     chosen = [_ALIASES.get(str(c).lower(), str(c).lower()) for c in classes]
+    if not chosen:
+        raise DataError(f"classes={list(classes)} names no class: name at least one, or use "
+                        f"\"shared\" or \"all\"")
     unknown = [c for c in chosen if c not in canonical]
     if unknown:
         raise DataError(f"unknown class name(s) {unknown} in classes=: this dataset's classes are "
@@ -124,7 +141,11 @@ def _relabel(labels: np.ndarray, dataset_classes: Sequence[str], chosen: Sequenc
 
 # ---------------------------------------------------------------------------- pickles
 class _CifarUnpickler(pickle.Unpickler):
-    """Admits only what CIFAR-10 batches contain: builtins and NumPy array reconstruction."""
+    """Admits only what CIFAR-10 batches contain, and only allocations the file can fill.
+
+    No code runs (only NumPy array reconstruction and latin-1 text are admitted), and no
+    array larger than the file is created, so a few bytes cannot claim gigabytes.
+    """
 
     ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"),
@@ -136,24 +157,81 @@ class _CifarUnpickler(pickle.Unpickler):
         ("numpy.core.numeric", "_frombuffer"),
         ("numpy._core.numeric", "_frombuffer"),
         ("_codecs", "encode"),
-        ("builtins", "bytearray"),
     }
+    # Plain numeric dtypes only: no objects, no structured (void) types.
+    DTYPES = {f"{kind}{size}" for kind in "uif" for size in (1, 2, 4, 8)} | {"b1"}
+
+    def __init__(self, file: io.BytesIO, limit: int) -> None:
+        super().__init__(file, encoding="bytes")
+        self.limit = limit
 
     def find_class(self, module: str, name: str):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+        guards = {"_reconstruct": self._reconstruct, "dtype": self._dtype, "scalar": self._scalar,
+                  "encode": self._encode, "ndarray": _NdarrayToken, "_frombuffer": self._frombuffer}
+        super().find_class(module, name)  # the same import errors as before
+        return guards[name]
+
+    def _dtype(self, spec, *args):
+        text = spec.decode("latin-1") if isinstance(spec, bytes) else str(spec)
+        dtype = np.dtype(text)
+        if dtype.str[1:] not in self.DTYPES:
+            raise pickle.UnpicklingError(f"dtype {text!r} is not allowed in a CIFAR-10 batch")
+        return np.dtype(text, *args)
+
+    def _reconstruct(self, subtype, shape, dtype):
+        dtype = self._dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
+        if subtype is not _NdarrayToken or not all(type(n) is int and n >= 0 for n in shape) \
+                or math.prod(shape) * dtype.itemsize > self.limit:
+            raise pickle.UnpicklingError(f"an array of shape {shape} cannot come from a file of "
+                                         f"{self.limit:,} bytes")
+        return np.ndarray(shape, dtype)  # what numpy's _reconstruct does, now bounded
+
+    def _scalar(self, dtype, data=None):
+        if dtype.str[1:] not in self.DTYPES:
+            raise pickle.UnpicklingError(f"scalar of dtype {dtype} is not allowed")
+        return np.frombuffer(data, dtype, count=1)[0] if data is not None else dtype.type(0)
+
+    def _frombuffer(self, buffer, dtype, shape, order):
+        if dtype.str[1:] not in self.DTYPES:
+            raise pickle.UnpicklingError(f"dtype {dtype} is not allowed in a CIFAR-10 batch")
+        return np.frombuffer(buffer, dtype).reshape(shape, order=order)  # a view: no allocation
+
+    @staticmethod
+    def _encode(text, encoding="utf-8"):
+        if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+            raise pickle.UnpicklingError("only latin-1 text is allowed in a CIFAR-10 batch")
+        return text.encode("latin-1")
+
+
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` in a batch: passed to ``_reconstruct``, never called
+    (a direct call could build arrays over a few bytes with zero strides, or allocate)."""
+
+    def __new__(cls, *args, **kwargs):
+        raise pickle.UnpicklingError("numpy.ndarray(...) is not called in a CIFAR-10 batch")
 
 
 def _unpickle(path: Path) -> dict:
+    size = path.stat().st_size
+    fix = (f"it is truncated, corrupted or not from the official archive. Delete the folder "
+           f"{path.parent} and copy or download it again (the archive is re-extracted "
+           f"automatically).")
+    if size > MAX_BATCH_FILE_BYTES:
+        raise DatasetFormatError(f"{path} is {size:,} bytes; a CIFAR-10 python batch is at most "
+                                 f"{MAX_BATCH_FILE_BYTES:,}: {fix}")
+    raw = path.read_bytes()
     try:
-        with open(path, "rb") as f:
-            record = _CifarUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise DatasetFormatError(
-            f"{path} is not a readable CIFAR-10 python batch ({err}): it is truncated, "
-            f"corrupted or not from the official archive. Delete the folder {path.parent} and "
-            f"copy or download it again (the archive is re-extracted automatically).") from err
+        # Walk the opcodes first: every length they declare must fit in the file, as
+        # pickle itself would allocate a declared bytearray before reading it.
+        for _ in pickletools.genops(raw):
+            pass
+        record = _CifarUnpickler(io.BytesIO(raw), limit=size).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError,
+            IndexError, MemoryError, OverflowError) as err:
+        raise DatasetFormatError(f"{path} is not a readable CIFAR-10 python batch ({err}): {fix}"
+                                 ) from err
     if not isinstance(record, dict):
         raise DatasetFormatError(f"{path} does not hold a CIFAR-10 batch (a dict); replace it "
                                  f"with the official file")
@@ -161,21 +239,41 @@ def _unpickle(path: Path) -> dict:
 
 
 def _read_cifar_python_batch(path: Path) -> Split:
+    """One batch, checked against the official schema before anything is converted."""
     record = _unpickle(path)
+    fix = "Replace it with the official file (delete the folder; the archive is re-extracted)."
     if "data" not in record or "labels" not in record:
-        raise DatasetFormatError(f"{path} lacks 'data' or 'labels': it is not a CIFAR-10 batch; "
-                                 f"replace it with the official file")
-    data = np.asarray(record["data"], dtype=np.uint8)
-    labels = np.asarray(record["labels"], dtype=np.int64)
+        raise DatasetFormatError(f"{path} lacks 'data' or 'labels': it is not a CIFAR-10 batch. "
+                                 f"{fix}")
+    data, labels = record["data"], record["labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        what = f"dtype {data.dtype}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DatasetFormatError(f"{path} holds 'data' of {what}; a CIFAR-10 batch holds uint8 "
+                                 f"pixels (converting would change them). {fix}")
+    if not isinstance(labels, list) or not all(type(v) is int for v in labels):
+        what = type(labels).__name__ if not isinstance(labels, list) else \
+            f"a list holding {type(next(v for v in labels if type(v) is not int)).__name__}"
+        raise DatasetFormatError(f"{path} holds 'labels' as {what}; a CIFAR-10 batch has a list "
+                                 f"of ints. {fix}")
     if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
         raise DatasetFormatError(
             f"{path} holds data of shape {data.shape} and {len(labels)} labels; a CIFAR-10 batch "
-            f"has N rows of 3072 pixels and N labels. Replace it with the official file.")
-    return data, labels
+            f"has N rows of 3072 pixels and N labels. {fix}")
+    if len(data) > MAX_BATCH_ROWS:
+        raise DatasetFormatError(f"{path} holds {len(data):,} rows; an official batch has at most "
+                                 f"{MAX_BATCH_ROWS:,}. {fix}")
+    if data.nbytes > path.stat().st_size:  # pixels that were never stored in the file
+        raise DatasetFormatError(f"{path} claims {len(data):,} images ({data.nbytes:,} bytes of "
+                                 f"pixels) but is only {path.stat().st_size:,} bytes. {fix}")
+    return data, np.asarray(labels, dtype=np.int64)
 
 
 def _read_cifar_binary_batch(path: Path) -> Split:
     size = path.stat().st_size
+    if size > MAX_BATCH_ROWS * CIFAR_ROW_BYTES:
+        raise DatasetFormatError(
+            f"{path} is {size:,} bytes, more than {MAX_BATCH_ROWS:,} CIFAR-10 rows: it is not an "
+            f"official binary batch. Delete it and copy or download the official archive again.")
     if size == 0 or size % CIFAR_ROW_BYTES:
         raise DatasetFormatError(
             f"{path} is {size:,} bytes, not a whole number of {CIFAR_ROW_BYTES}-byte CIFAR-10 rows "
@@ -201,6 +299,7 @@ def _read_cifar_split(folder: Path, names: Sequence[str], binary: bool, chosen: 
         if not path.exists():
             raise DatasetFormatError(f"{path} is missing from {folder}: the folder is incomplete. "
                                      f"Delete it and copy or download the official archive again.")
+        _require_file(path)
         rows, batch_labels = (_read_cifar_binary_batch if binary else _read_cifar_python_batch)(path)
         _check_labels(batch_labels, 0, 9, path)
         keep, new_labels = _relabel(batch_labels, CIFAR10_CLASSES, chosen)
@@ -208,126 +307,6 @@ def _read_cifar_split(folder: Path, names: Sequence[str], binary: bool, chosen: 
         labels.append(new_labels)
         del rows
     return np.concatenate(images), np.concatenate(labels)
-
-
-# ---------------------------------------------------------------------------- archives
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _safe_member_path(target: Path, member: tarfile.TarInfo, archive: Path) -> Path:
-    name = PurePosixPath(member.name)
-    destination = (target / name).resolve()
-    if name.is_absolute() or ".." in name.parts or not destination.is_relative_to(target.resolve()):
-        raise UnsafeArchiveError(
-            f"{archive} contains the member {member.name!r}, which would be written outside "
-            f"{target}. The archive is not the official one: delete it and download it again.")
-    if member.issym() or member.islnk() or member.isdev():
-        raise UnsafeArchiveError(
-            f"{archive} contains the link or device {member.name!r}; the official archive has "
-            f"only files and folders. Delete it and download it again.")
-    return destination
-
-
-def extract_archive(archive: str | os.PathLike, target: str | os.PathLike,
-                    members: Sequence[str] | None = None) -> Path:
-    """Extract a .tar.gz into ``target`` safely; returns ``target``.
-
-    Every member is checked before it is written: no absolute path, no ``..``, no links.
-    Extraction goes to a temporary folder inside ``target`` and each top-level folder is
-    moved into place only when the whole archive was read, so an interrupted or refused
-    extraction never leaves half a dataset behind and never touches existing folders.
-    ``members`` limits extraction to files with those base names (STL-10's 2.7 GB
-    ``unlabeled_X.bin`` is skipped this way).
-
-    >>> import tempfile, tarfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "a").mkdir(); _ = (d / "a" / "x.txt").write_text("1")
-    >>> with tarfile.open(d / "a.tar.gz", "w:gz") as tar: tar.add(d / "a", arcname="a")
-    >>> (extract_archive(d / "a.tar.gz", d / "out") / "a" / "x.txt").read_text()
-    '1'
-    """
-    archive, target = Path(archive), Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target, prefix=".extracting-"))
-    try:
-        try:
-            with tarfile.open(archive, "r:*") as tar:
-                for member in tar:
-                    _safe_member_path(staging, member, archive)
-                    if member.isdir():
-                        continue
-                    if members is not None and PurePosixPath(member.name).name not in members:
-                        continue
-                    if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
-                        tar.extract(member, staging, filter="data")
-                    else:
-                        tar.extract(member, staging)
-        except (tarfile.TarError, EOFError, OSError) as err:
-            raise DatasetFormatError(
-                f"{archive} could not be read as a .tar.gz archive ({err}): it is truncated or "
-                f"corrupted. Delete it and download it again.") from err
-        for top in staging.iterdir():
-            final = target / top.name
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(top, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def fetch_archive(url: str, md5: str, data_dir: Path, *, dataset: str) -> Path:
-    """The checked archive in ``data_dir``: kept if its MD5 matches, else downloaded.
-
-    Uses ``keras.utils.get_file`` (progress bar, hash check, removal of an interrupted
-    download). A file whose hash does not match after download is deleted and reported
-    with the expected and actual hash. With no network, the error names the folder, the
-    URL and the two ways on.
-    """
-    fname = PurePosixPath(url.split("?")[0]).name
-    target = data_dir / fname
-    if offline_mode():
-        raise DatasetNotFoundError(
-            f"no {dataset} files in {data_dir}, and {OFFLINE_ENV_VAR} is set, so {url} was not "
-            f"downloaded. Either copy the official files (or archive {fname}) into {data_dir} "
-            f"(or set TLCNN_DATA_DIR to where they are), unset {OFFLINE_ENV_VAR} to download, or "
-            f"use PROFILE = \"smoke\" to run on synthetic data.")
-    import keras
-
-    try:
-        path = keras.utils.get_file(fname=fname, origin=url, file_hash=md5, hash_algorithm="md5",
-                                    cache_dir=str(data_dir), cache_subdir="")
-    except ValueError as err:  # keras: hash mismatch after download; the file stays behind
-        actual = _md5(target) if target.exists() else "no file"
-        target.unlink(missing_ok=True)
-        raise DownloadError(
-            f"the {dataset} archive downloaded from {url} has MD5 {actual}, expected {md5}: the "
-            f"download is corrupted or incomplete and was deleted. Run again to retry.") from err
-    except Exception as err:  # keras: network failure; an interrupted file is removed
-        raise DatasetNotFoundError(
-            f"no {dataset} files in {data_dir}, and downloading {url} failed ({err}). Either copy "
-            f"the official files (or archive {fname}) into {data_dir} (or set TLCNN_DATA_DIR to "
-            f"where they are), or use PROFILE = \"smoke\" to run on synthetic data.") from err
-    return Path(path)
-
-
-def _obtain_archive(url: str, md5: str, root: Path, download: bool, dataset: str) -> Path | None:
-    """A hash-checked archive in ``root``, downloading it if allowed; None if there is none."""
-    archive = root / PurePosixPath(url.split("?")[0]).name
-    actual = _md5(archive) if archive.exists() else None  # once: STL-10's is 2.6 GB
-    if actual == md5:
-        return archive
-    if download:
-        return fetch_archive(url, md5, root, dataset=dataset)
-    if actual is not None:
-        raise DatasetFormatError(
-            f"{archive} has MD5 {actual}, expected {md5}: it is incomplete or not the "
-            f"official archive. Replace it, or allow the download (download=True).")
-    return None
 
 
 def _resolve_dir(data_dir: str | os.PathLike | None) -> Path:
@@ -379,14 +358,13 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, *, source: str = "of
             binary_wanted = file_format == "binary" or (
                 file_format == "auto" and (root / PurePosixPath(CIFAR10_BINARY_URL).name).exists()
                 and not (root / PurePosixPath(CIFAR10_URL).name).exists())
-            url, md5 = (CIFAR10_BINARY_URL, CIFAR10_BINARY_MD5) if binary_wanted \
+            url, official_md5 = (CIFAR10_BINARY_URL, CIFAR10_BINARY_MD5) if binary_wanted \
                 else (CIFAR10_URL, CIFAR10_MD5)
+            md5 = md5 or official_md5  # md5= alone: a known copy under the official name
         elif md5 is None:
             raise DataError(f"url={url!r} needs md5= too: the archive's hash is always checked")
-        archive = _obtain_archive(url, md5, root, download, "CIFAR-10")
-        if archive is not None:
-            extract_archive(archive, root)
-            found = _find_cifar_folder(root, file_format)
+        found = _prepare(root, lambda d: _find_cifar_folder(d, file_format), url=url, md5=md5,
+                         download=download, dataset="CIFAR-10", loader="load_cifar10")
         if found is None:
             raise DatasetNotFoundError(
                 f"no CIFAR-10 files in {root} (looked for cifar-10-batches-py/, "
@@ -405,6 +383,7 @@ def _read_stl_split(folder: Path, split: str, chosen: Sequence[str]) -> Split:
         if not path.exists():
             raise DatasetFormatError(f"{path} is missing: the stl10_binary folder is incomplete. "
                                      f"Delete {folder} and extract the official archive again.")
+        _require_file(path)
     labels = np.fromfile(y_path, dtype=np.uint8).astype(np.int64)
     x_size = x_path.stat().st_size
     if x_size % STL_IMAGE_BYTES or x_size // STL_IMAGE_BYTES != len(labels):
@@ -452,14 +431,15 @@ def load_stl10(data_dir: str | os.PathLike | None = None, *, source: str = "offi
             synthetic.write_stl10(root, *synthetic_per_class, seed=seed)
     folder = root / "stl10_binary"
     if not folder.is_dir():
-        archive_name = PurePosixPath(url).name
-        archive = _obtain_archive(url, md5, root, download, "STL-10")
-        if archive is not None:
-            extract_archive(archive, root, members=STL10_MEMBERS)
-        if not folder.is_dir():
+        found = _prepare(root, lambda d: d / "stl10_binary" if (d / "stl10_binary").is_dir()
+                         else None, url=url, md5=md5, download=download, dataset="STL-10",
+                         loader="load_stl10", members=STL10_MEMBERS)
+        if found is None:
             raise DatasetNotFoundError(
-                f"no STL-10 files in {root} (looked for stl10_binary/ and {archive_name}). Copy "
-                f"them there, set TLCNN_DATA_DIR, or use PROFILE = \"smoke\" for synthetic data.")
+                f"no STL-10 files in {root} (looked for stl10_binary/ and "
+                f"{PurePosixPath(url).name}). Copy them there, set TLCNN_DATA_DIR, or use "
+                f"PROFILE = \"smoke\" for synthetic data.")
+        folder = found
     return _read_stl_split(folder, "train", chosen), _read_stl_split(folder, "test", chosen)
 
 
@@ -509,6 +489,7 @@ def stratified_subset(x: np.ndarray, y: np.ndarray, size: int | None, seed: int 
     >>> np.bincount(stratified_subset(x, y, 4)[1]).tolist()
     [2, 2]
     """
+    synthetic.check_arrays(x, y, error=ArrayFormatError)
     if size is None or size >= len(y):
         return x, y
     _, keep = stratified_split(y, size, seed)
@@ -571,6 +552,7 @@ def load_dataset(name: str, profile: Profile, data_dir: str | os.PathLike | None
     (96, 96, 3)
     """
     loaders = {"cifar10": load_cifar10, "stl10": load_stl10}
+    name = name.lower() if isinstance(name, str) else name
     if name not in loaders:
         raise DataError(f"unknown dataset {name!r}: use one of {', '.join(loaders)}")
     budget = profile.data
@@ -590,10 +572,16 @@ def load_dataset(name: str, profile: Profile, data_dir: str | os.PathLike | None
 def class_names(classes: str | Sequence[str] = "shared", dataset: str = "cifar10") -> list[str]:
     """The names matching a loader's labels for the same ``classes`` argument.
 
+    ``dataset`` is ``"cifar10"`` or ``"stl10"``, in any case.
+
     >>> class_names("all", "stl10")[7]
     'monkey'
     """
-    return select_classes(CIFAR10_CLASSES if dataset == "cifar10" else STL10_CLASSES, classes)
+    key = dataset.lower() if isinstance(dataset, str) else dataset
+    if key not in DATASETS:
+        raise DataError(f"dataset={dataset!r} is not known: use one of "
+                        f"{', '.join(map(repr, DATASETS))}")
+    return select_classes(DATASETS[key], classes)
 
 
 def archive_bytes(folder: str | os.PathLike) -> bytes:

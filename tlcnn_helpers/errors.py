@@ -68,3 +68,15 @@ class UnfinishedAnswer(Exception):
 
     Not a :class:`TLCNNError`: it is never shown as an error, only as "not done yet".
     """
+
+
+class ArrayFormatError(DataError, ValueError):
+    """An array passed to the data layer has the wrong dtype, shape or value range."""
+
+
+class NotEnoughSpaceError(DataError, OSError):
+    """The disk filled up while extracting or downloading; the archive itself is fine."""
+
+
+class DataFolderNotWritableError(DataError, PermissionError):
+    """The data folder is read-only and no writable place could stand in for it."""

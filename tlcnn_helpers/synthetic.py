@@ -96,6 +96,56 @@ def _pattern_mask(pattern: str, n: int, size: int, rng: np.random.Generator) -> 
     raise ValueError(f"unknown pattern {pattern!r}")
 
 
+def check_arrays(images: np.ndarray | None = None, labels: np.ndarray | None = None, *,
+                 num_classes: int | None = None, images_name: str = "x",
+                 labels_name: str = "y", error: type[Exception] = ValueError) -> None:
+    """Refuse, with the fix, what a silent cast would damage: non-uint8 images, non-integer labels.
+
+    ``images`` of 4 dimensions (N, H, W, C) must be uint8 (0..255): float pixels in [0, 1]
+    would become 0/1 and int16 would wrap. ``labels`` must be 1-D integers (float labels
+    would be truncated), in ``0..num_classes - 1`` when ``num_classes`` is given. Raises
+    ``error`` with a message naming the argument.
+
+    >>> check_arrays(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]), num_classes=2)
+    >>> check_arrays(np.ones((1, 4, 4, 3)))
+    Traceback (most recent call last):
+    ...
+    ValueError: x has dtype float64 with values 1.0..1.0, but images must be uint8 (0..255): multiply by 255 and cast to uint8, e.g. x = (x * 255).round().astype("uint8")
+    """
+    if images is not None:
+        images = np.asarray(images)
+        if images.ndim == 4 and images.dtype != np.uint8:
+            low, high = (images.min(), images.max()) if images.size else (0, 0)
+            if images.dtype.kind == "f" and 0 <= low and high <= 1:
+                fix = (f"multiply by 255 and cast to uint8, e.g. {images_name} = "
+                       f"({images_name} * 255).round().astype(\"uint8\")")
+            elif images.dtype.kind in "fiu" and 0 <= low and high <= 255:
+                fix = f"cast to uint8, e.g. {images_name} = {images_name}.round().astype(\"uint8\")"
+            else:
+                fix = ("values outside 0..255 would wrap or clip: rescale them to 0..255, then cast "
+                       "to uint8")
+            raise error(f"{images_name} has dtype {images.dtype} with values {low}..{high}, but "
+                        f"images must be uint8 (0..255): {fix}")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.dtype.kind not in "iu":
+            raise error(f"{labels_name} has dtype {labels.dtype}, but labels must be integer class "
+                        f"indices (a cast would truncate them): if they are whole numbers use "
+                        f"{labels_name}.astype(\"int64\"); if one-hot, {labels_name}.argmax(axis=1)")
+        if labels.ndim != 1:
+            raise error(f"{labels_name} has shape {labels.shape}; labels must be 1-D, one class "
+                        f"index per image (for one-hot labels use {labels_name}.argmax(axis=1))")
+        high = num_classes - 1 if num_classes is not None else None
+        bad = labels[(labels < 0) | (labels > high)] if high is not None else labels[labels < 0]
+        if bad.size:
+            where = f"0..{high}" if high is not None else "0 or more"
+            raise error(f"{labels_name} holds label {int(bad[0])}, outside {where}: labels index "
+                        f"the class list; fix or drop those entries")
+    if images is not None and labels is not None and len(images) != len(labels):
+        raise error(f"{images_name} has {len(images)} entries but {labels_name} has "
+                    f"{len(labels)}: give one label per image")
+
+
 def render_images(labels: np.ndarray, class_names: Sequence[str], size: int,
                   seed: int) -> np.ndarray:
     """Render one uint8 image of ``size`` x ``size`` x 3 per label; deterministic for a seed.
@@ -103,6 +153,7 @@ def render_images(labels: np.ndarray, class_names: Sequence[str], size: int,
     ``labels`` index into ``class_names``; each name picks its pattern.
     """
     labels = np.asarray(labels)
+    check_arrays(labels=labels, num_classes=len(class_names), labels_name="labels")
     rng = np.random.default_rng(seed)
     images = np.empty((len(labels), size, size, 3), dtype=np.uint8)
     for label in np.unique(labels):
@@ -133,12 +184,27 @@ def _publish(tmp: Path, final: Path) -> None:
     Several processes (tuning workers, notebooks) may write the same deterministic dataset
     at once: readers only ever see a complete folder, and nobody deletes one in use.
     """
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it owner-only; publish with normal modes
     try:
         os.replace(tmp, final)
     except OSError:
         if not final.is_dir():
             raise
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows (thread-safe)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_cifar10(out_dir: str | os.PathLike, train_per_class: int = 200,
@@ -155,6 +221,10 @@ def write_cifar10(out_dir: str | os.PathLike, train_per_class: int = 200,
     >>> sorted(p.name for p in folder.iterdir())
     ['cifar-10-batches-bin', 'cifar-10-batches-py']
     """
+    if train_per_class > 5000 or test_per_class > 1000:  # official batches: at most 10,000 rows
+        raise ValueError(f"train_per_class={train_per_class}, test_per_class={test_per_class}: "
+                         f"CIFAR-10 batches hold at most 10,000 images, so use at most 5000 and "
+                         f"1000 (the official dataset's sizes)")
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     train_labels = _balanced_labels(10, train_per_class, rng)
