@@ -6,7 +6,9 @@ the convolution explorer with Shift+Enter, moves one of its controls, checks tha
 rendered output changes, and saves a screenshot under the test's temporary folder.
 
 Needs Debian's ``chromium`` (``.ci/install-browser`` installs it); without it the test is
-skipped, naming the package. Playwright only drives it: no browser is downloaded.
+skipped, naming the package, except on CI (``CI=true``), where it fails: CI installs
+Chromium first, so a missing one means the browser test silently stopped running.
+Playwright only drives it: no browser is downloaded.
 """
 
 from __future__ import annotations
@@ -32,8 +34,6 @@ import nbformat
 import psutil
 import pytest
 from playwright.sync_api import expect
-
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "01_convolution.ipynb"
@@ -74,6 +74,25 @@ def explorer_cell_index(nb) -> int:
         if cell.cell_type == "code" and EXPLORER_CALL in cell.source:
             return index
     raise AssertionError(f"{NOTEBOOK.name} has no code cell calling {EXPLORER_CALL}...)")
+
+
+def on_ci(environ=None) -> bool:
+    """True when ``CI`` is set to a true value (GitHub Actions, GitLab CI and others set it)."""
+    env = os.environ if environ is None else environ
+    return env.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def missing_chromium_outcome(environ=None) -> str:
+    """``"fail"`` on CI, which installs Chromium before the tests; ``"skip"`` elsewhere."""
+    return "fail" if on_ci(environ) else "skip"
+
+
+def require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    if missing_chromium_outcome() == "fail":
+        pytest.fail(f"CI=true but {CHROMIUM_MISSING}")
+    pytest.skip(CHROMIUM_MISSING)
 
 
 def _server_log(log_path: Path) -> str:
@@ -193,8 +212,7 @@ def still_running(pids: list[int]) -> list[int]:
 @contextmanager
 def chromium_page():
     """A page in headless Debian Chromium driven by Playwright; always closed."""
-    if not CHROMIUM.exists():
-        pytest.skip(CHROMIUM_MISSING)
+    require_chromium()
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
@@ -220,6 +238,36 @@ def stride_and_shape(summary_text: str) -> tuple[str, str]:
     return stride.group(1), shape.group(1)
 
 
+@pytest.mark.parametrize("ci, outcome", [("true", "fail"), ("1", "fail"), ("", "skip"),
+                                          ("false", "skip"), (None, "skip")])
+def test_missing_chromium_fails_on_ci_and_skips_elsewhere(ci, outcome):
+    environ = {} if ci is None else {"CI": ci}
+    assert missing_chromium_outcome(environ) == outcome
+
+
+def outcome_of(call) -> tuple[str, str]:
+    """How ``call`` ends a test: ``("fail" | "skip" | "ran", message)``."""
+    try:
+        call()
+    except pytest.fail.Exception as err:
+        return "fail", str(err)
+    except pytest.skip.Exception as err:
+        return "skip", str(err)
+    return "ran", ""
+
+
+def test_browser_test_fails_on_ci_when_chromium_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.setenv("CI", "true")
+    outcome, message = outcome_of(require_chromium)
+    assert outcome == "fail" and "apt-get install chromium" in message
+    monkeypatch.delenv("CI")
+    outcome, message = outcome_of(require_chromium)
+    assert outcome == "skip" and "apt-get install chromium" in message
+
+
+@pytest.mark.browser
+@pytest.mark.slow
 def test_convolution_explorer_reacts_to_its_controls_in_jupyterlab(tmp_path):
     if not NOTEBOOK.exists():
         pytest.fail(f"{NOTEBOOK} is missing: the browser test opens it")
@@ -228,8 +276,7 @@ def test_convolution_explorer_reacts_to_its_controls_in_jupyterlab(tmp_path):
     root.mkdir()
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
 
-    if not CHROMIUM.exists():
-        pytest.skip(CHROMIUM_MISSING)
+    require_chromium()
 
     started_pids: list[int] = []
     started = time.monotonic()

@@ -447,12 +447,26 @@ def _load_synthetic_stl(folder: str) -> int:
     return int(x.sum())
 
 
+def _load_synthetic_stl_together(barrier, folder: str, sums) -> None:
+    barrier.wait(timeout=120)  # every writer starts at once, so their writes overlap
+    sums.put(_load_synthetic_stl(folder))
+
+
 def test_concurrent_synthetic_writers_all_see_a_complete_dataset(tmp_path):
     """Tuning workers may create the same synthetic data at once; none may break another."""
-    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
 
-    with ProcessPoolExecutor(3) as pool:
-        sums = list(pool.map(_load_synthetic_stl, [str(tmp_path)] * 3))
+    writers = 3
+    barrier, sums = multiprocessing.Barrier(writers), multiprocessing.Queue()
+    processes = [multiprocessing.Process(target=_load_synthetic_stl_together,
+                                         args=(barrier, str(tmp_path), sums))
+                 for _ in range(writers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=180)
+    assert [p.exitcode for p in processes] == [0] * writers, "a writer failed or hung"
+    sums = [sums.get(timeout=5) for _ in range(writers)]
     assert len(set(sums)) == 1
     leftovers = [p.name for p in (tmp_path / "synthetic").rglob(".*")]
     assert leftovers == [] and sums[0] == _load_synthetic_stl(str(tmp_path))

@@ -33,14 +33,18 @@ def test_builders_never_compile_and_compile_for_classification_gives_categorical
     assert not model.compiled  # builders never compile
     compile_for_classification(model)
     assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
-    metric_names = [m.name for m in model.metrics]
-    assert "compile_metrics" in metric_names or "accuracy" in metric_names
     x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("uint8")
     y = to_one_hot(np.arange(8) % 4, 4)
     logs = model.train_on_batch(x, y, return_dict=True)
     assert set(logs) >= {"loss", "accuracy"}
     probabilities = model.predict(x, verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    # The compiled metric is the fraction of images whose most likely class is the label.
+    evaluated = model.evaluate(x, y, verbose=0, return_dict=True)
+    correct = np.mean(probabilities.argmax(axis=1) == y.argmax(axis=1))
+    assert evaluated["accuracy"] == pytest.approx(correct)
+    loss = keras.losses.CategoricalCrossentropy()(y, probabilities)
+    assert evaluated["loss"] == pytest.approx(float(loss), rel=1e-4)
 
 
 def test_models_rescale_pixels_inside_so_raw_uint8_and_float_inputs_agree():
@@ -78,7 +82,11 @@ def test_one_hot_rows():
 def test_label_smoothing_reaches_the_loss():
     model = compile_for_classification(fast_cifar_cnn(widths=(8, 16), residual_stages=(2,)), label_smoothing=0.2)
     assert model.loss.label_smoothing == pytest.approx(0.2)
-    assert issubclass(ModelInputError, TLCNNError)
+
+
+def test_model_input_errors_are_caught_as_course_errors():
+    with pytest.raises(TLCNNError, match="input_shape"):
+        paper_cnn((8, 8, 3))
 
 
 def test_notebook_03_exercises_accept_the_reference_and_explain_typical_mistakes():

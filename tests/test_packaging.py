@@ -8,6 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+from tlcnn_helpers import environment
 
 try:
     import tomllib
@@ -19,12 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def normalized(requirement: str) -> str:
     return re.sub(r"\s+", "", requirement).lower()
-
-
-def pyproject_requirements() -> set[str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"]
-    return {normalized(r) for r in project["dependencies"] + extras["course"] + extras["dev"]}
 
 
 def environment_requirements() -> tuple[set[str], list[str]]:
@@ -45,13 +43,65 @@ def environment_requirements() -> tuple[set[str], list[str]]:
     return entries, uncommented
 
 
-def test_environment_yml_and_pyproject_name_the_same_dependencies():
-    in_env, uncommented = environment_requirements()
-    in_pyproject = pyproject_requirements()
-    assert in_env == in_pyproject, (
-        f"only in environment.yml: {sorted(in_env - in_pyproject)}; "
-        f"only in pyproject.toml: {sorted(in_pyproject - in_env)}")
+def test_each_environment_yml_entry_says_what_needs_it():
+    entries, uncommented = environment_requirements()
+    assert entries, "environment.yml has no pip entries"
     assert not uncommented, f"say which notebook needs each entry: {uncommented}"
+
+
+def pyproject_project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def test_environment_yml_pins_each_dependency_to_pyprojects_range():
+    # Compared as parsed requirements: ">=3.6, <4" and "<4,>=3.6" are the same range.
+    project = pyproject_project()
+    extras = project["optional-dependencies"]
+    wanted = {(r := Requirement(text)).name: r.specifier
+              for text in project["dependencies"] + extras["course"] + extras["dev"]}
+    in_env = {(r := Requirement(text)).name: r.specifier
+              for text in environment_requirements()[0]}
+    assert in_env == wanted
+
+
+def test_environment_yml_python_is_one_pyproject_allows():
+    python = re.search(r"^\s+- python=(\S+)", (ROOT / "environment.yml").read_text(), re.M)
+    assert python, "environment.yml must pin python"
+    assert SpecifierSet(pyproject_project()["requires-python"]).contains(python[1])
+
+
+def pyproject_minimums() -> dict[str, str]:
+    project = pyproject_project()
+    return environment.minimums_from_requirements(project["requires-python"],
+                                                  project["dependencies"])
+
+
+def test_package_minimum_versions_are_pyprojects_lower_bounds():
+    assert environment.MINIMUM_VERSIONS == pyproject_minimums()
+    assert set(environment.MINIMUM_VERSIONS) == {"python", *environment.CHECKED_DISTRIBUTIONS}
+
+
+def test_fallback_minimum_versions_are_pyprojects_lower_bounds():
+    assert environment.FALLBACK_MINIMUMS == pyproject_minimums()
+
+
+def test_minimum_versions_come_from_the_installed_metadata(monkeypatch):
+    from importlib import metadata
+
+    monkeypatch.setattr(metadata, "requires", lambda dist: ["keras<4,>=3.9", "numpy>=2.0",
+                                                            'keras-tuner>=9; extra == "dev"'])
+    monkeypatch.setattr(metadata, "metadata", lambda dist: {"Requires-Python": ">=3.12"})
+    assert environment.installed_minimums() == {"python": "3.12", "keras": "3.9", "numpy": "2.0"}
+
+
+def test_minimum_versions_fall_back_when_the_package_is_not_installed(monkeypatch):
+    from importlib import metadata
+
+    def not_installed(dist):
+        raise metadata.PackageNotFoundError(dist)
+
+    monkeypatch.setattr(metadata, "requires", not_installed)
+    assert environment.installed_minimums() == environment.FALLBACK_MINIMUMS
 
 
 def test_environment_yml_installs_the_package():

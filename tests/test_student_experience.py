@@ -22,6 +22,10 @@ def test_name_error_in_a_cell_says_which_cells_to_run(capsys):
         InteractiveShell.clear_instance()
 
 
-def test_hint_outside_ipython_is_a_no_op():
-    assert install_cell_order_hint(shell=None) in (False, True)  # no shell in plain pytest
+def test_hint_outside_ipython_is_a_no_op(monkeypatch):
+    import IPython
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)  # plain Python: no shell
+    assert install_cell_order_hint() is False
+    assert install_cell_order_hint(shell=object()) is False  # not an IPython shell
     assert "`P`" in cell_order_hint(NameError("name 'P' is not defined"))

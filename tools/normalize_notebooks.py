@@ -2,7 +2,8 @@
 
     python tools/normalize_notebooks.py                 # strip outputs, normalize JSON
     python tools/normalize_notebooks.py --guard         # also re-execute (smoke profile) and
-                                                        # store outputs of guarded cells
+                                                        # store outputs of guarded cells,
+                                                        # printing a diff of each one changed
     python tools/normalize_notebooks.py --check         # exit 1 if a notebook is not normalized
 
 A guarded cell contains the comment ``# NBVAL_CHECK_OUTPUT``; nbval (lax mode) compares
@@ -12,6 +13,7 @@ its stored text output with a fresh run. Only text outputs are kept, never image
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import tempfile
@@ -67,6 +69,36 @@ def normalize(nb, executed=None):
     return nb
 
 
+def output_text(cell) -> str:
+    """The text a guarded cell shows: its streams and text/plain results, in order."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif out.output_type in ("execute_result", "display_data"):
+            parts.append(out.get("data", {}).get("text/plain", ""))
+    return "".join(parts)
+
+
+def guarded_output_diffs(before, after, name: str) -> list[str]:
+    """A unified diff per guarded cell whose stored text output differs between two notebooks.
+
+    Re-blessing accepts whatever the new run printed; the diff shows what that was.
+    """
+    old = {c.get("id"): output_text(c) for c in before.cells if is_guarded(c)}
+    diffs = []
+    for index, cell in enumerate(after.cells):
+        if not is_guarded(cell):
+            continue
+        previous, current = old.get(cell.get("id"), ""), output_text(cell)
+        if previous != current:
+            label = f"{name} cell {index} ({cell.get('id')})"
+            diffs.append("\n".join(difflib.unified_diff(
+                previous.splitlines(), current.splitlines(), fromfile=f"{label}: stored",
+                tofile=f"{label}: new run", lineterm="")))
+    return diffs
+
+
 def render(nb) -> str:
     return nbformat.writes(nb, version=NB_VERSION) + "\n"
 
@@ -101,7 +133,12 @@ def main(argv=None) -> int:
         original = path.read_text()
         nb = nbformat.reads(original, as_version=NB_VERSION)
         executed = execute(path) if args.guard else None
-        text = render(normalize(nb, executed))
+        before = nbformat.reads(original, as_version=NB_VERSION)
+        normalized = normalize(nb, executed)
+        if args.guard:
+            for diff in guarded_output_diffs(before, normalized, path.name):
+                print(diff)
+        text = render(normalized)
         if text != original:
             dirty.append(path)
             if not args.check:
