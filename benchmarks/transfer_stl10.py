@@ -4,7 +4,7 @@
 labelled 32x32 images only); (iii) plus BatchNorm re-calibration on unlabelled STL-10
 training images; (iv) fine-tuned on STL-10's labelled training images (head with the base
 frozen, then everything at a 10x lower learning rate); (v) the same architecture trained
-from scratch on STL-10 for as many epochs as (iv) in total. Notebook 05 runs the same steps
+from scratch on STL-10 for as many epochs as (iv) in total. Notebook 06 runs the same steps
 on a small budget.
 
 Needs the real STL-10 (2.6 GB; ``load_stl10`` downloads and checks it) and the CIFAR-10

@@ -1,5 +1,5 @@
 """How long models of the paper's search space take to train on 96x96 images, and what that
-means for notebook 04's ``teach`` and ``paper`` profiles.
+means for notebook 05's ``teach`` and ``paper`` profiles.
 
     python benchmarks/tuning_paper_space.py --images-per-class 60 --configs 4 \
         --out build/bench/tuning_paper_space.json

@@ -68,7 +68,7 @@ def test_without_papermill_the_course_says_how_to_install_it_and_keeps_last_reco
         tmp_path, capsys, monkeypatch):
     # Colab installs the package without the course extra: no papermill there.
     monkeypatch.setitem(sys.modules, "papermill", None)
-    last_run = tmp_path / "records" / "03_cifar10_cnn.json"
+    last_run = tmp_path / "records" / "04_cifar10_cnn.json"
     last_run.parent.mkdir()
     last_run.write_text("{}")
     assert main(["course", "--profile", "smoke", "--out", str(tmp_path)]) == 2

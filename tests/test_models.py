@@ -92,15 +92,15 @@ def test_model_input_errors_are_caught_as_course_errors():
 def test_notebook_03_exercises_accept_the_reference_and_explain_typical_mistakes():
     from tlcnn_helpers.exercises import exercises_of, feedback, reference_solution
 
-    names = exercises_of("03")
-    assert names == ["03.first_conv_params", "03.flatten_size_96", "03.per_class_accuracy"]
+    names = exercises_of("04")
+    assert names == ["04.first_conv_params", "04.flatten_size_96", "04.per_class_accuracy"]
     for name in names:
         assert feedback(name, reference_solution(name)).status == "correct", name
         assert feedback(name, None).status == "todo"
     assert paper_cnn().get_layer("conv1").count_params() == reference_solution(names[0])
     assert paper_cnn((96, 96, 3)).get_layer("flatten").output.shape[-1] == 9216
-    assert "bias" in feedback("03.first_conv_params", 864).message
-    assert "32x32 case" in feedback("03.flatten_size_96", 1024).message
+    assert "bias" in feedback("04.first_conv_params", 864).message
+    assert "32x32 case" in feedback("04.flatten_size_96", 1024).message
 
     def precision_instead(y_true, y_pred, num_classes):
         hits = np.bincount(y_pred[y_true == y_pred], minlength=num_classes)
@@ -111,6 +111,6 @@ def test_notebook_03_exercises_accept_the_reference_and_explain_typical_mistakes
         with np.errstate(invalid="ignore", divide="ignore"):
             return hits / np.bincount(y_true, minlength=num_classes)
 
-    assert "precision" in feedback("03.per_class_accuracy", precision_instead).message
-    assert "division by zero" in feedback("03.per_class_accuracy", divides_by_zero).message
-    assert feedback("03.per_class_accuracy", lambda *a: None).status == "todo"
+    assert "precision" in feedback("04.per_class_accuracy", precision_instead).message
+    assert "division by zero" in feedback("04.per_class_accuracy", divides_by_zero).message
+    assert feedback("04.per_class_accuracy", lambda *a: None).status == "todo"

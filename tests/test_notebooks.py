@@ -5,7 +5,7 @@ run; the notebooks that record metrics run again in a "second" run, and both run
 the same, finite values. Each run has its own data, models, tuning, logs and records folders
 (as two fresh checkouts would): a second run that shared them would reload the first run's
 searches and models instead of repeating the work. Within a run, notebooks share folders as
-in ``make course`` (notebook 05 loads the models notebook 03 saved).
+in ``make course`` (notebook 06 loads the models notebook 04 saved).
 """
 
 from __future__ import annotations
@@ -31,33 +31,33 @@ TIMEOUT_SECONDS = 240
 RUN_ENV_VARS = ("TLCNN_DATA_DIR", "TLCNN_MODELS_DIR", "TLCNN_TUNING_DIR", "TLCNN_LOGS_DIR",
                 "TLCNN_RECORDS_DIR")
 # What a notebook prints (stderr) when it picks up a search left by an earlier run; notebook
-# 04's own demonstration of a reused search catches this warning and prints to stdout.
+# 05's own demonstration of a reused search catches this warning and prints to stdout.
 REUSED_STATE_MARK = "ReusedSearchWarning"
 
 # Reviewed floors for smoke metrics that train on learnable synthetic data (9 classes:
 # chance 0.111), so a run that learns nothing fails. Measured on the 2-core CI machine with
-# `python -m tlcnn_helpers course --profile smoke` (notebooks in order, 05 after 03).
+# `python -m tlcnn_helpers course --profile smoke` (notebooks in order, 06 after 04).
 # (notebook, experiment, metric): (floor, why)
 # No floor for notebook 04: its smoke search (2 trials of 1 epoch on 288 images) scores at
 # chance on validation (0.111-0.125 measured), so its test accuracy (0.089-0.220 measured
 # across splitters) says nothing about learning.
 SMOKE_FLOORS = {
-    ("03_cifar10_cnn", "CIFAR paper recipe", "test_accuracy"):
+    ("04_cifar10_cnn", "CIFAR paper recipe", "test_accuracy"):
         (0.3, "paper recipe, 2 epochs batch 16 on synthetic: measured 0.587, chance 0.111"),
-    ("03_cifar10_cnn", "CIFAR fast recipe", "test_accuracy"):
+    ("04_cifar10_cnn", "CIFAR fast recipe", "test_accuracy"):
         (0.6, "fast recipe on synthetic: measured 1.0, chance 0.111"),
-    ("05_transfer_across_sizes", "Transfer: paper CNN on CIFAR-10 at 32 px",
+    ("06_transfer_across_sizes", "Transfer: paper CNN on CIFAR-10 at 32 px",
      "cifar10_test_accuracy"):
-        (0.5, "notebook 03's paper model at its own size: measured 0.833, chance 0.111"),
-    ("05_transfer_across_sizes", "Transfer: fast CNN on CIFAR-10 at 32 px",
+        (0.5, "notebook 04's paper model at its own size: measured 0.833, chance 0.111"),
+    ("06_transfer_across_sizes", "Transfer: fast CNN on CIFAR-10 at 32 px",
      "cifar10_test_accuracy"):
-        (0.6, "notebook 03's fast model at its own size: measured 1.0, chance 0.111"),
-    ("05_transfer_across_sizes", "Transfer: resized to 32", "stl10_test_accuracy"):
+        (0.6, "notebook 04's fast model at its own size: measured 1.0, chance 0.111"),
+    ("06_transfer_across_sizes", "Transfer: resized to 32", "stl10_test_accuracy"):
         (0.25, "STL-10 resized to 32 for the CIFAR model: measured 0.561, chance 0.111"),
-    ("05_transfer_across_sizes", "Transfer: native 96 + BatchNorm re-calibration",
+    ("06_transfer_across_sizes", "Transfer: native 96 + BatchNorm re-calibration",
      "stl10_test_accuracy"):
         (0.25, "re-calibrated BatchNorm at 96 px: measured 0.517, chance 0.111"),
-    ("05_transfer_across_sizes", "Transfer: fine-tuned (frozen, then unfrozen)",
+    ("06_transfer_across_sizes", "Transfer: fine-tuned (frozen, then unfrozen)",
      "stl10_test_accuracy"):
         (0.5, "fine-tuned at 96 px: measured 0.844, chance 0.111"),
 }
@@ -191,7 +191,7 @@ def test_smoke_metrics_are_reproducible(notebook, smoke_runs, tmp_path):
     """A second run in its own folders records exactly the same, finite metrics."""
     first, second = smoke_runs["first"], smoke_runs["second"]
     first_execution = first.execute(notebook)
-    # The second run gets the same earlier notebooks as the first (05 loads 03's models).
+    # The second run gets the same earlier notebooks as the first (06 loads 04's models).
     for name in first_execution.before:
         if name not in second.executed:
             second.execute(ROOT / "notebooks" / name)

@@ -13,11 +13,11 @@ from tlcnn_helpers.report import compare_records, write_course_report
 
 EXPERIMENTS = [
     # notebook, experiment, metric, value, paper_value, wall_seconds
-    ("03_cifar10_cnn", "CIFAR paper recipe", "test_accuracy", 0.6123, 0.80, 41.2),
-    ("03_cifar10_cnn", "CIFAR fast recipe", "test_accuracy", 0.7, None, 20.0),
-    ("04_stl10_tuning", "STL-10 tuned model", "test_accuracy", 0.55, 0.71, None),
-    ("05_transfer_across_sizes", "Transfer: resized to 32x32", "test_accuracy", 0.3, None, 3.0),
-    ("05_transfer_across_sizes", "Transfer: fine-tuned", "test_accuracy", 0.45, None, 150.0),
+    ("04_cifar10_cnn", "CIFAR paper recipe", "test_accuracy", 0.6123, 0.80, 41.2),
+    ("04_cifar10_cnn", "CIFAR fast recipe", "test_accuracy", 0.7, None, 20.0),
+    ("05_stl10_tuning", "STL-10 tuned model", "test_accuracy", 0.55, 0.71, None),
+    ("06_transfer_across_sizes", "Transfer: resized to 32x32", "test_accuracy", 0.3, None, 3.0),
+    ("06_transfer_across_sizes", "Transfer: fine-tuned", "test_accuracy", 0.45, None, 150.0),
 ]
 
 
@@ -73,7 +73,7 @@ def test_one_row_per_experiment_with_paper_and_run_figures(tmp_path):
     assert [r[1] for r in rows] == [e[1] for e in EXPERIMENTS]
     by_name = {r[1]: r for r in rows}
     assert by_name["CIFAR paper recipe"] == [
-        "03_cifar10_cnn", "CIFAR paper recipe", "test_accuracy", "0.8", "0.6123", "-0.1877",
+        "04_cifar10_cnn", "CIFAR paper recipe", "test_accuracy", "0.8", "0.6123", "-0.1877",
         "synthetic", "smoke", "41.2 s"]
     assert by_name["CIFAR fast recipe"][3] == "—"  # the paper has no fast recipe
     assert by_name["STL-10 tuned model"][3:6] == ["0.71", "0.55", "-0.16"]
@@ -95,7 +95,7 @@ def test_html_holds_the_same_table(tmp_path):
 def test_figures_come_from_the_records(tmp_path):
     records = tmp_path / "records"
     fill(records)
-    record_result("03_cifar10_cnn", "CIFAR paper recipe", "test_accuracy", 0.9, profile="smoke",
+    record_result("04_cifar10_cnn", "CIFAR paper recipe", "test_accuracy", 0.9, profile="smoke",
                   data_source="synthetic", paper_value=0.8, records_dir=records)
     md_path, _ = write_course_report(records, tmp_path / "out", profile="smoke")
     row = next(r for r in table_lines(md_path.read_text()) if r[1] == "CIFAR paper recipe")
@@ -117,25 +117,25 @@ def test_real_data_is_named_and_the_synthetic_caveat_disappears(tmp_path):
 def test_notebook_timings_fill_missing_wall_times_and_get_their_own_table(tmp_path):
     records = tmp_path / "records"
     fill(records)
-    timings = {"03_cifar10_cnn.ipynb": 80.0, "04_stl10_tuning.ipynb": 95.5}
+    timings = {"04_cifar10_cnn.ipynb": 80.0, "05_stl10_tuning.ipynb": 95.5}
     md = write_course_report(records, tmp_path / "out", profile="smoke",
                              notebook_timings=timings)[0].read_text()
     stl = next(r for r in table_lines(md) if r[1] == "STL-10 tuned model")
     assert stl[8] == "95.5 s (whole notebook)"
     assert "## Notebook run times" in md
-    assert "| 03_cifar10_cnn | 80.0 s |" in md
+    assert "| 04_cifar10_cnn | 80.0 s |" in md
 
 
 def test_missing_experiments_and_stale_profiles_are_pointed_out(tmp_path):
     records = tmp_path / "records"
     fill(records, EXPERIMENTS[:1])
-    record_result("04_stl10_tuning", "STL-10 tuned model", "test_accuracy", 0.5, profile="teach",
+    record_result("05_stl10_tuning", "STL-10 tuned model", "test_accuracy", 0.5, profile="teach",
                   data_source="official", records_dir=records)
     md = write_course_report(records, tmp_path / "out", profile="smoke")[0].read_text()
     notes = md.split("## Notes", 1)[1]
     assert "CIFAR fast recipe" in notes and "Transfer: (any variant)" in notes
     assert "STL-10 tuned model," not in notes.split("Not recorded", 1)[1]
-    assert "04_stl10_tuning (teach)" in notes
+    assert "05_stl10_tuning (teach)" in notes
 
 
 def test_empty_records_folder_gives_a_report_saying_so(tmp_path):
@@ -165,11 +165,11 @@ def test_a_broken_records_file_names_itself_and_keeps_the_old_report(tmp_path):
     md_path, _ = write_course_report(records, out, profile="smoke")
     good = md_path.read_text()
 
-    (records / "04_stl10_tuning.json").write_text(json.dumps([{"notebook": "04_stl10_tuning"}]))
-    with pytest.raises(CourseError, match=r"04_stl10_tuning\.json has a row without experiment"):
+    (records / "05_stl10_tuning.json").write_text(json.dumps([{"notebook": "05_stl10_tuning"}]))
+    with pytest.raises(CourseError, match=r"05_stl10_tuning\.json has a row without experiment"):
         write_course_report(records, out, profile="smoke")
-    (records / "04_stl10_tuning.json").write_text("{not json")
-    with pytest.raises(TLCNNError, match=r"04_stl10_tuning\.json is not valid JSON"):
+    (records / "05_stl10_tuning.json").write_text("{not json")
+    with pytest.raises(TLCNNError, match=r"05_stl10_tuning\.json is not valid JSON"):
         write_course_report(records, out, profile="smoke")
     assert md_path.read_text() == good
     assert sorted(p.name for p in out.iterdir()) == ["results.html", "results.md"]
@@ -181,7 +181,7 @@ def test_compare_records_ignores_wall_time_only(tmp_path):
     fill(second, [e[:5] + ((e[5] or 0) + 7.0,) for e in EXPERIMENTS])
     assert compare_records(first, second) == []
 
-    record_result("03_cifar10_cnn", "CIFAR fast recipe", "test_accuracy", 0.7001, profile="smoke",
+    record_result("04_cifar10_cnn", "CIFAR fast recipe", "test_accuracy", 0.7001, profile="smoke",
                   data_source="synthetic", wall_seconds=20.0, records_dir=second)
     differences = compare_records(first, second)
     assert len(differences) == 1

@@ -117,7 +117,7 @@ def test_evaluate_matches_keras_on_the_same_images():
 
 def test_images_of_another_size_point_to_the_transfer_notebook():
     model = paper_cnn()
-    with pytest.raises(ModelInputError, match="05_transfer"):
+    with pytest.raises(ModelInputError, match="06_transfer"):
         check_images(model, np.zeros((2, 96, 96, 3)), "stl10")
     with pytest.raises(ModelInputError, match="96x96"):
         evaluate(model, np.zeros((2, 96, 96, 3), "uint8"), np.zeros(2, int))

@@ -294,12 +294,12 @@ def test_launch_distributed_gives_each_process_keras_tuner_variables_and_a_time_
 def test_notebook_04_exercises_accept_the_reference_and_explain_typical_mistakes():
     from tlcnn_helpers.exercises import exercises_of, feedback, reference_solution
 
-    assert exercises_of("04") == ["04.grid_size", "04.log_uniform_sampler",
-                                  "04.random_trials_needed"]
-    for name in exercises_of("04"):
+    assert exercises_of("05") == ["05.grid_size", "05.log_uniform_sampler",
+                                  "05.random_trials_needed"]
+    for name in exercises_of("05"):
         assert feedback(name, reference_solution(name)).passed, name
-    assert "dropout" in feedback("04.grid_size", 243).message
-    assert "overlap" in feedback("04.random_trials_needed", 18).message
-    uniform = feedback("04.log_uniform_sampler", lambda rng, low, high, n: rng.uniform(low, high, n))
+    assert "dropout" in feedback("05.grid_size", 243).message
+    assert "overlap" in feedback("05.random_trials_needed", 18).message
+    uniform = feedback("05.log_uniform_sampler", lambda rng, low, high, n: rng.uniform(low, high, n))
     assert uniform.status == "wrong" and "exponent" in uniform.message
-    assert feedback("04.log_uniform_sampler", lambda rng, low, high, n: None).status == "todo"
+    assert feedback("05.log_uniform_sampler", lambda rng, low, high, n: None).status == "todo"

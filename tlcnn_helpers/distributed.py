@@ -9,7 +9,7 @@ starts and supervises those processes here, :func:`serve_as_chief` is the chief'
 >>> 0 < free_port() < 65536
 True
 
-Used by notebook 04 (optional section: a distributed search) and ``tune --workers``.
+Used by notebook 05 (optional section: a distributed search) and ``tune --workers``.
 """
 
 from __future__ import annotations

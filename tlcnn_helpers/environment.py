@@ -13,7 +13,7 @@ on a GPU, mixed bfloat16 on a CPU that computes it natively, float32 otherwise.
 'mixed_float16'
 
 Used by notebook 00 (checking the environment), every notebook's set-up cell and the
-training recipes (notebook 03).
+training recipes (notebook 04).
 """
 
 from __future__ import annotations

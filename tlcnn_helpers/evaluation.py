@@ -11,8 +11,8 @@ prediction, with the fix in the message.
 >>> sorted(evaluate(m, np.zeros((4, 8, 8, 3), "uint8"), np.array([0, 1, 0, 1])))
 ['test_accuracy', 'test_loss']
 
-Used by notebooks 03 (test accuracy, confusion matrix, mistakes), 04 (the tuned model's
-test accuracy) and 05 (accuracy at each image size, input checks).
+Used by notebooks 04 (test accuracy, confusion matrix, mistakes), 05 (the tuned model's
+test accuracy) and 06 (accuracy at each image size, input checks).
 """
 
 from __future__ import annotations
@@ -284,7 +284,7 @@ def check_images(model: Any, images: np.ndarray, name: str = "images") -> None:
             f"{name} are {shape[1]}x{shape[2]} but model {model.name!r} takes "
             f"{shape_text(old[:2])} images: move it with with_input_shape(model, "
             f"({shape[1]}, {shape[2]}, {shape[3]})), make_size_agnostic(model), or resize "
-            f"the images (with_resizing); notebooks/05_transfer_across_sizes.ipynb shows all three")
+            f"the images (with_resizing); notebooks/06_transfer_across_sizes.ipynb shows all three")
     if None in old[:2]:  # a size-agnostic model: are the images large enough?
         check_input_shape(model, shape[1:], require_convolution=False)
 

@@ -9,8 +9,8 @@ name in the same folder, which then replaces the target.
 >>> json.loads(write_json({"a": 1}, folder / "r.json").read_text())
 {'a': 1}
 
-Used by the records of every notebook, by ``train``/``tune`` reports, and by notebooks 03
-and 05 (saving and loading the trained CIFAR-10 models).
+Used by the records of every notebook, by ``train``/``tune`` reports, and by notebooks 04
+and 06 (saving and loading the trained CIFAR-10 models).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def load_model(path: str | os.PathLike, *, compile: bool = True) -> keras.Model:
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelInputError(f"no model file at {path}: train one first (notebook 03, or "
+        raise ModelInputError(f"no model file at {path}: train one first (notebook 04, or "
                               f"`python -m tlcnn_helpers train cifar10 --out {path}`)")
     if path.suffix not in (".keras", ".h5"):
         raise ModelInputError(f"{path}: expected a .keras (or legacy .h5) model file")

@@ -22,7 +22,7 @@ up while its step is traced, so trained models keep working);
 >>> released.count >= 1 and not custom_gradient_names() - released.before
 True
 
-Used by notebook 04 (memory across trials) and by :mod:`tlcnn_helpers.tuning`.
+Used by notebook 05 (memory across trials) and by :mod:`tlcnn_helpers.tuning`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 * :func:`paper_cnn` is the paper's CNN (Conv2D -> MaxPooling2D -> BatchNormalization
   blocks, Flatten, Dense, Dropout, softmax), parameterised so that the same function builds
-  the CIFAR-10 model of notebook 03 and every model of notebook 04's STL-10 search.
+  the CIFAR-10 model of notebook 04 and every model of notebook 05's STL-10 search.
 * :func:`fast_cifar_cnn` is the course's faster model (BatchNorm before ReLU, a residual
   pair, global pooling).
 * Builders never compile: :func:`compile_for_classification` does, with an optimizer from
@@ -18,7 +18,7 @@ model, so a saved model can be given raw images.
 >>> fast.output_shape
 (None, 9)
 
-Used by notebooks 03 (the CIFAR-10 models), 04 (the search's model) and 05 (the models
+Used by notebooks 04 (the CIFAR-10 models), 05 (the search's model) and 06 (the models
 moved to 96x96).
 """
 
@@ -115,9 +115,9 @@ def paper_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 9, *,
     Each block is Conv2D (3x3, ReLU, ``same`` padding) -> MaxPooling2D (2x2) ->
     BatchNormalization; then Flatten -> ``dense_layers`` x [Dense(``dense_units``, ReLU) ->
     Dropout(``dropout``), left out at 0] -> Dense(``num_classes``, softmax). Inputs are
-    pixels in 0..255; a Rescaling layer maps them to 0..1. The defaults are notebook 03's
+    pixels in 0..255; a Rescaling layer maps them to 0..1. The defaults are notebook 04's
     CIFAR-10 model (the paper gives the layer types; the widths 32-64-128-256, 512 units
-    and dropout 0.5 are the course's reconstruction); notebook 04's search varies every
+    and dropout 0.5 are the course's reconstruction); notebook 05's search varies every
     argument. ``input_shape`` may be larger than 32x32 (the Flatten layer then grows),
     which is what the transfer notebook compares against.
 

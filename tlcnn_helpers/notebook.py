@@ -36,7 +36,7 @@ COLAB_PIP_SPEC = f"{PACKAGE_NAME} @ git+{REPO_URL}"
 def colab_badge_url(notebook_file: str) -> str:
     """The "Open in Colab" link of a notebook in the repository's ``notebooks/`` folder.
 
-    >>> colab_badge_url("03_cifar10_cnn.ipynb").endswith("/blob/main/notebooks/03_cifar10_cnn.ipynb")
+    >>> colab_badge_url("04_cifar10_cnn.ipynb").endswith("/blob/main/notebooks/04_cifar10_cnn.ipynb")
     True
     """
     owner_and_name = REPO_URL.removeprefix("https://github.com/")

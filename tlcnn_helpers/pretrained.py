@@ -10,7 +10,7 @@ from, and it checks the cache first.
 >>> base.weights, base.model.output_shape
 (None, (None, 3, 3, 1280))
 
-Used by notebook 05 (a pretrained base on STL-10).
+Used by notebook 06 (a pretrained base on STL-10).
 """
 
 from __future__ import annotations

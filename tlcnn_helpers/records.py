@@ -7,7 +7,7 @@ interrupted write never leaves a half-written record.
 
 >>> import tempfile
 >>> folder = tempfile.mkdtemp()
->>> _ = record_result("03_cifar10_cnn", "CIFAR paper recipe", "test_accuracy", 0.5,
+>>> _ = record_result("04_cifar10_cnn", "CIFAR paper recipe", "test_accuracy", 0.5,
 ...                   profile="smoke", data_source="synthetic", paper_value=0.80,
 ...                   records_dir=folder)
 >>> [row["value"] for row in load_records(folder)]

@@ -6,12 +6,12 @@ nothing else, so no figure in the report is ever typed in by hand.
 >>> import tempfile
 >>> from tlcnn_helpers.records import record_result
 >>> records, out = tempfile.mkdtemp(), tempfile.mkdtemp()
->>> _ = record_result("03_cifar10_cnn", "CIFAR paper recipe", "test_accuracy", 0.61,
+>>> _ = record_result("04_cifar10_cnn", "CIFAR paper recipe", "test_accuracy", 0.61,
 ...                   profile="smoke", data_source="synthetic", paper_value=0.80,
 ...                   wall_seconds=12.3, records_dir=records)
 >>> md_path, html_path = write_course_report(records, out, profile="smoke")
 >>> print([line for line in md_path.read_text().splitlines() if "CIFAR paper" in line][0])
-| 03_cifar10_cnn | CIFAR paper recipe | test_accuracy | 0.8 | 0.61 | -0.19 | synthetic | smoke | 12.3 s |
+| 04_cifar10_cnn | CIFAR paper recipe | test_accuracy | 0.8 | 0.61 | -0.19 | synthetic | smoke | 12.3 s |
 
 Used by ``make course`` (``build/course/results.md`` and ``results.html``).
 """
@@ -299,7 +299,7 @@ def compare_records(first_dir: str | os.PathLike, second_dir: str | os.PathLike,
     >>> from tlcnn_helpers.records import record_result
     >>> a, b = tempfile.mkdtemp(), tempfile.mkdtemp()
     >>> for folder, seconds in ((a, 1.0), (b, 2.0)):
-    ...     _ = record_result("03", "CIFAR fast recipe", "test_accuracy", 0.7, profile="smoke",
+    ...     _ = record_result("04", "CIFAR fast recipe", "test_accuracy", 0.7, profile="smoke",
     ...                       data_source="synthetic", wall_seconds=seconds, records_dir=folder)
     >>> compare_records(a, b)
     []

@@ -247,7 +247,7 @@ def records_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 def trained_model_path(dataset: str, recipe: str, profile: str,
                        environ: Mapping[str, str] | None = None) -> Path:
-    """Where notebook 03 saves, and notebook 05 looks for, a trained model.
+    """Where notebook 04 saves, and notebook 06 looks for, a trained model.
 
     The profile is part of the name so a ``teach`` run never picks up a ``smoke`` model.
 

@@ -22,7 +22,7 @@ labels).
 >>> len(result.history), sorted(evaluate(result.model, x, y))
 (1, ['test_accuracy', 'test_loss'])
 
-Used by notebooks 03 (the paper's and the fast recipe), 05 (fine-tuning, the head, from
+Used by notebooks 04 (the paper's and the fast recipe), 06 (fine-tuning, the head, from
 scratch) and the ``train`` command.
 """
 

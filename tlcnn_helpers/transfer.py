@@ -32,7 +32,7 @@ take images.
 >>> big.input_shape, report.copied, report.reinitialised
 ((None, 64, 64, 3), ['conv'], ['head'])
 
-Used by notebook 05 (the paper's failed attempts, the fix, BatchNorm re-calibration, the
+Used by notebook 06 (the paper's failed attempts, the fix, BatchNorm re-calibration, the
 resolution sweep) and the ``transfer`` command.
 """
 

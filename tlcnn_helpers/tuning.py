@@ -24,7 +24,7 @@ Safety nets around keras-tuner, which reloads any folder it is pointed at:
 >>> sorted(STL10HyperModel(space=space).declare_space().values)
 ['conv_blocks', 'dense_layers', 'dropout', 'filters', 'learning_rate', 'neurons', 'optimizer']
 
-Used by notebook 04 (the search, the tuners compared, resuming) and the ``tune`` command.
+Used by notebook 05 (the search, the tuners compared, resuming) and the ``tune`` command.
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=str(repo_root() / "build" / "course"),
                         help="folder for the executed notebooks and the report")
     parser.add_argument("--notebooks", nargs="*", metavar="NAME",
-                        help="only these notebooks (file names or prefixes such as 03)")
+                        help="only these notebooks (file names or prefixes such as 04)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds a single cell may run before it is stopped")
     parser.set_defaults(func=_command)

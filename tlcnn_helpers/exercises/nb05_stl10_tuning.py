@@ -1,12 +1,12 @@
-"""The exercises of notebook 04 (tuning), registered with :mod:`tlcnn_helpers.exercises`.
+"""The exercises of notebook 05 (tuning), registered with :mod:`tlcnn_helpers.exercises`.
 
 The package imports this module, so the notebook only calls ``exercises.check(...)``.
 
 >>> from tlcnn_helpers import exercises
->>> exercises.exercises_of("04")
-['04.grid_size', '04.log_uniform_sampler', '04.random_trials_needed']
->>> exercises.check("04.grid_size", 729)
-✅ 04.grid_size: correct!
+>>> exercises.exercises_of("05")
+['05.grid_size', '05.log_uniform_sampler', '05.random_trials_needed']
+>>> exercises.check("05.grid_size", 729)
+✅ 05.grid_size: correct!
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from . import _call, _whole_number, register
 
 
-@register("04.grid_size",
+@register("05.grid_size",
           "Leave the learning rate aside (it is continuous). How many different models does the "
           "paper search space hold: 3 optimizers, 3 filter widths, 3 neuron counts, 3 to 5 conv "
           "blocks, 1 to 3 dense layers and 3 dropout rates?", reference=lambda: 3 ** 6)
@@ -38,7 +38,7 @@ def _check_grid_size(answer: Any) -> str | None:
     return "multiply the number of choices of the six hyperparameters: 3 each"
 
 
-@register("04.random_trials_needed",
+@register("05.random_trials_needed",
           "Random search: each trial lands in the best 5% of the space with probability 0.05. "
           "How many trials make the chance that at least one lands there 90% or more?",
           reference=lambda: math.ceil(math.log(0.1) / math.log(0.95)))
@@ -60,7 +60,7 @@ def _reference_sampler(rng: np.random.Generator, low: float, high: float, size: 
     return np.exp(rng.uniform(np.log(low), np.log(high), size))
 
 
-@register("04.log_uniform_sampler",
+@register("05.log_uniform_sampler",
           "Write sample_learning_rate(rng, low, high, size): learning rates spread evenly over the "
           "orders of magnitude between low and high (what keras-tuner's sampling='log' does).",
           reference=lambda: _reference_sampler)

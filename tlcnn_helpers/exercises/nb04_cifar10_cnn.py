@@ -1,13 +1,13 @@
-"""The exercises of notebook 03 (the CIFAR-10 CNN), registered with :mod:`tlcnn_helpers.exercises`.
+"""The exercises of notebook 04 (the CIFAR-10 CNN), registered with :mod:`tlcnn_helpers.exercises`.
 
 The package imports this module, so the notebook only calls ``exercises.check(...)``.
 
 >>> from tlcnn_helpers import exercises
->>> exercises_of_03 = exercises.exercises_of("03")
->>> exercises_of_03
-['03.first_conv_params', '03.flatten_size_96', '03.per_class_accuracy']
->>> exercises.check("03.first_conv_params", 896)
-✅ 03.first_conv_params: correct!
+>>> names = exercises.exercises_of("04")
+>>> names
+['04.first_conv_params', '04.flatten_size_96', '04.per_class_accuracy']
+>>> exercises.check("04.first_conv_params", 896)
+✅ 04.first_conv_params: correct!
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from . import _call, _whole_number, register
 
 
-@register("03.first_conv_params",
+@register("04.first_conv_params",
           "How many trainable parameters has the paper model's first Conv2D layer "
           "(32 filters of 3x3 on RGB images, with biases)?", reference=lambda: 3 * 3 * 3 * 32 + 32)
 def _check_first_conv_params(answer: Any) -> str | None:
@@ -36,7 +36,7 @@ def _check_first_conv_params(answer: Any) -> str | None:
     return "each filter has 3 x 3 x 3 weights plus one bias, and there are 32 filters"
 
 
-@register("03.flatten_size_96",
+@register("04.flatten_size_96",
           "The paper model pools 2x2 four times and its last block has 256 filters. How many "
           "numbers does its Flatten layer output for a 96x96 image (32x32 gives 2x2x256 = 1024)?",
           reference=lambda: 6 * 6 * 256)
@@ -60,7 +60,7 @@ def _reference_per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray,
     return np.divide(correct, totals, out=np.zeros(num_classes), where=totals > 0)
 
 
-@register("03.per_class_accuracy",
+@register("04.per_class_accuracy",
           "Write per_class_accuracy(y_true, y_pred, num_classes): for each class, the share of "
           "its images (y_true == class) that were predicted as that class.",
           reference=lambda: _reference_per_class_accuracy)

@@ -1,8 +1,8 @@
-"""The exercises of notebook 05 (transfer across image sizes), registered with :mod:`tlcnn_helpers.exercises`.
+"""The exercises of notebook 06 (transfer across image sizes), registered with :mod:`tlcnn_helpers.exercises`.
 
 >>> from tlcnn_helpers import exercises
->>> exercises.exercises_of("05")
-['05.flatten_size', '05.fold_kernel', '05.smallest_input']
+>>> exercises.exercises_of("06")
+['06.flatten_size', '06.fold_kernel', '06.smallest_input']
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from . import _call, _first_difference, _whole_number, register
 
 
-@register("05.flatten_size",
+@register("06.flatten_size",
           "How many numbers does the paper model's Flatten layer produce for a 96x96 image? "
           "Set `answer` to the number.",
           reference=lambda: (96 // 2 ** 4) ** 2 * 256)
@@ -34,7 +34,7 @@ def _check_flatten_size(answer: Any) -> str | None:
             "(96 -> 48 -> 24 -> 12 -> 6), and the last block has 256 channels")
 
 
-@register("05.smallest_input",
+@register("06.smallest_input",
           "What is the smallest square image side (in pixels) the paper's model can take? "
           "Set `answer` to the number.",
           reference=lambda: 16)
@@ -56,7 +56,7 @@ def _reference_fold(kernel: np.ndarray, height: int, width: int, channels: int) 
     return kernel.reshape(height, width, channels, -1).sum(axis=(0, 1))
 
 
-@register("05.fold_kernel",
+@register("06.fold_kernel",
           "Complete fold(kernel, height, width, channels): turn a (height*width*channels, units) "
           "Flatten -> Dense kernel into a (channels, units) kernel for global average pooling.",
           reference=lambda: _reference_fold)
