@@ -60,11 +60,6 @@ from .errors import (
 )
 from .settings import default_data_dir
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; concurrent first loads are not guarded
-    fcntl = None
-
 if TYPE_CHECKING:
     from .settings import Profile
 
