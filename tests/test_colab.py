@@ -67,10 +67,12 @@ def assert_installs_the_course_from_the_repository(shell: FakeIPython):
     method, (magic, line, *_) = shell.calls[0]
     assert (method, magic) == ("run_line_magic", "pip"), "install with %pip (right kernel), not !pip"
     words = shlex.split(line)
-    assert words[:2] == ["install", "-q"]
-    requirement = Requirement(words[-1])
-    assert requirement.url == f"git+{REPO_URL}"
-    assert requirement.name == "tlcnn-helpers"
+    assert words[:3] == ["install", "-q", "--no-deps"], "never let pip resolve Colab's packages"
+    course, *others = [Requirement(word) for word in words[3:]]
+    assert course.url == f"git+{REPO_URL}"
+    assert course.name == "tlcnn-helpers"
+    # With --no-deps pip installs exactly what is named: nothing Colab already has.
+    assert {r.name for r in others} == {"keras-tuner"}
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +89,24 @@ def test_pip_spec_names_this_project_and_its_repository():
     requirement = Requirement(COLAB_PIP_SPEC)
     assert requirement.name == project
     assert requirement.url == f"git+{REPO_URL}"
+
+
+def test_colab_install_never_touches_a_newer_preinstalled_tensorflow_or_keras():
+    # Colab updates TensorFlow and Keras ahead of pyproject.toml's ranges (tensorflow<2.22):
+    # the set-up line installs without dependency resolution and names only what Colab
+    # lacks, with the same range as pyproject.toml.
+    import tomllib
+
+    from tlcnn_helpers.notebook import COLAB_EXTRA_REQUIREMENTS
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = {Requirement(r).name: str(Requirement(r).specifier) for r in project["dependencies"]}
+    extras = {Requirement(r).name: str(Requirement(r).specifier) for r in COLAB_EXTRA_REQUIREMENTS}
+    assert extras == {"keras-tuner": pinned["keras-tuner"]}
+    words = shlex.split(setup_cell_source("99_demo").splitlines()[4].split("%pip", 1)[1])
+    assert "--no-deps" in words
+    named = {Requirement(w).name for w in words if not w.startswith("-") and w != "install"}
+    assert not named & {"tensorflow", "keras", "tensorboard", "numpy", "ipywidgets"}
 
 
 def test_colab_install_leaves_colabs_jupyter_and_widgets_alone():

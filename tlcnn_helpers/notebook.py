@@ -29,8 +29,12 @@ from .settings import OFFLINE_ENV_VAR, Profile, resolve_profile
 REPO_URL = "https://github.com/tlcnn-course/tlcnn"
 REPO_BRANCH = "main"
 PACKAGE_NAME = "tlcnn-helpers"
-# What the set-up cell gives to ``%pip install -q`` inside Colab.
+# What the set-up cell gives to ``%pip install -q --no-deps`` inside Colab.
 COLAB_PIP_SPEC = f"{PACKAGE_NAME} @ git+{REPO_URL}"
+# Colab preinstalls every other dependency, often newer than pyproject.toml's ranges
+# (TensorFlow, Keras, ...). ``--no-deps`` keeps pip from downgrading them; only what Colab
+# lacks is named (tests/test_colab.py keeps this range equal to pyproject.toml's).
+COLAB_EXTRA_REQUIREMENTS = ("keras-tuner>=1.4.7,<1.5",)
 
 
 def colab_badge_url(notebook_file: str) -> str:
@@ -59,7 +63,7 @@ SETUP_CELL_TEMPLATE = """\
 import sys
 
 if "google.colab" in sys.modules:
-    %pip install -q "{pip_spec}"
+    %pip install -q --no-deps {requirements}
 
 from tlcnn_helpers.notebook import start_notebook
 
@@ -71,9 +75,10 @@ def setup_cell_source(name: str) -> str:
     """The set-up cell (CONTRIBUTING.md) of the notebook called ``name``, install line included.
 
     >>> print(setup_cell_source("01_convolution").splitlines()[4])
-        %pip install -q "tlcnn-helpers @ git+https://github.com/tlcnn-course/tlcnn"
+        %pip install -q --no-deps "tlcnn-helpers @ git+https://github.com/tlcnn-course/tlcnn" "keras-tuner>=1.4.7,<1.5"
     """
-    return SETUP_CELL_TEMPLATE.format(pip_spec=COLAB_PIP_SPEC, name=name)
+    requirements = " ".join(f'"{r}"' for r in (COLAB_PIP_SPEC, *COLAB_EXTRA_REQUIREMENTS))
+    return SETUP_CELL_TEMPLATE.format(requirements=requirements, name=name)
 
 
 @dataclass
