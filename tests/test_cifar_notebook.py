@@ -188,5 +188,7 @@ def test_notebook_00_loads_stl10_only_when_it_is_already_on_disk():
     assert line.startswith("    ")  # inside `if have_stl:`
     assert 'dataset_status()["stl10"] != "missing"' in code
     markdown = _cells("00_setup.ipynb", "markdown")
-    assert "MD5" in markdown[-1] and markdown[-1].startswith("## Optional")
-    assert not any("MD5" in cell for cell in markdown[:-1])
+    summary = next(i for i, cell in enumerate(markdown) if cell.startswith("## Summary"))
+    optional = markdown[summary - 1]  # the last section before the summary and exercises
+    assert "Optional" in optional.splitlines()[0] and "MD5" in optional
+    assert [i for i, cell in enumerate(markdown) if "MD5" in cell] == [summary - 1]

@@ -114,7 +114,7 @@ def _compare_with_paper(model: Any, expected: Any, filters: Sequence[int], num_c
             return (f"your model has {got_core.count(kind)} {kind} layer(s), the paper's "
                     f"{want_core.count(kind)}: {what}")
     if got_core != want_core:
-        position = next(i for i, (a, b) in enumerate(zip(got_core, want_core)) if a != b)
+        position = next(i for i, (a, b) in enumerate(zip(got_core, want_core, strict=True)) if a != b)
         return (f"the layers are in the wrong order: layer {position + 1} is {got_core[position]}, "
                 f"the paper has {want_core[position]} there. Each block is Conv2D -> "
                 "MaxPooling2D -> BatchNormalization; then Flatten, Dense, Dropout, Dense")
