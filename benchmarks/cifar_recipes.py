@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=None, help="stratified subset")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="recipe overrides, e.g. learning_rate=0.003 widths=[32,64,128]")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the training run (the subset is always drawn with seed 0)")
     parser.add_argument("--json", default=None, help="write the full result here")
     args = parser.parse_args()
 
@@ -81,14 +83,15 @@ def main() -> None:
     recipe = get_recipe(args.recipe, **overrides)
     load_before = os.getloadavg()
     cpu = CpuClock()
-    result = train_recipe(recipe, (x, y), (x_test, y_test), num_classes=9, seed=0,
+    result = train_recipe(recipe, (x, y), (x_test, y_test), num_classes=9, seed=args.seed,
                           time_budget_seconds=args.time_budget, callbacks=[cpu])
     for row, (cpu_used, load) in zip(result.history, cpu.rows, strict=False):
         row["process_cpu_seconds"], row["load_average"] = cpu_used, load
     metrics = evaluate(result.model, x_test, y_test)
     reached = next((row for row in result.history if row["val_accuracy"] >= args.target), None)
     summary = {
-        "recipe": recipe.name, "settings": recipe.describe(), "train_images": len(x),
+        "recipe": recipe.name, "settings": recipe.describe(), "seed": args.seed,
+        "weight_decay": recipe.weight_decay, "train_images": len(x),
         "parameters": result.model.count_params(), "epochs": result.epochs,
         "dev_test_accuracy": metrics["test_accuracy"], "dev_test_loss": metrics["test_loss"],
         "train_seconds": result.train_seconds,

@@ -1,4 +1,5 @@
-"""Convolution from scratch in NumPy, with Keras' conventions; receptive fields; parameter counts.
+"""Convolution from scratch in NumPy, with Keras' conventions; receptive fields; parameter and
+multiply-add counts.
 
 Deep-learning "convolution" is a cross-correlation: a small filter slides over the image
 and, at every position, the products of the filter and the window beneath it are summed
@@ -18,8 +19,8 @@ column goes at the bottom or right.
 >>> conv2d(image, np.ones((3, 3)), stride=2, padding="same").tolist()  # extra pad: bottom, right
 [[45.0, 39.0], [66.0, 50.0]]
 
-Used by notebooks 01 (convolution from scratch, output sizes, parameter counts, receptive
-fields), 02 (edge maps) and 06 (the paper model's receptive field).
+Used by notebooks 01 (convolution from scratch, output sizes, parameter and multiply-add
+counts, receptive fields), 02 (edge maps) and 06 (the paper model's receptive field).
 """
 
 from __future__ import annotations
@@ -200,6 +201,71 @@ def dense_param_count(inputs: int, units: int, use_bias: bool = True) -> int:
     98336
     """
     return inputs * units + (units if use_bias else 0)
+
+
+def conv_multiply_adds(kernel_size: int | Sequence[int], in_channels: int, filters: int,
+                       output_size: int | Sequence[int]) -> int:
+    """Multiply-adds of one Conv2D layer for one image: ``out_h * out_w * kh * kw * C * F``.
+
+    Unlike the parameter count, it grows with the image: every output position of every
+    filter costs one multiply-add per weight of the window (padded zeros included, as a
+    library computes them; the bias additions are left out). ``output_size`` is the
+    feature map's side (or ``(height, width)``), e.g. from :func:`conv_output_size`.
+
+    >>> conv_multiply_adds(3, 3, 32, 32)  # the paper model's conv1 on a 32x32 RGB image
+    884736
+    """
+    kh, kw = _pair(kernel_size, "kernel_size")
+    out_h, out_w = _pair(output_size, "output_size")
+    return out_h * out_w * kh * kw * in_channels * filters
+
+
+def dense_multiply_adds(inputs: int, units: int) -> int:
+    """Multiply-adds of a Dense layer for one input: one per weight (biases left out).
+
+    >>> dense_multiply_adds(1024, 512)
+    524288
+    """
+    return inputs * units
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """What one Conv2D or Dense layer costs: weights (``params``) and work per image."""
+
+    layer: str
+    kind: str
+    params: int
+    multiply_adds: int
+
+
+def layer_costs(model: Any) -> list[LayerCost]:
+    """Parameters and multiply-adds per image of each Conv2D and Dense layer of a Keras model.
+
+    Read from each layer's configuration and output shape, with :func:`conv_multiply_adds`
+    and :func:`dense_multiply_adds`; pooling, BatchNorm and activations (a few operations
+    per value) are left out. The model must have a fixed input size.
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3),
+    ...                           keras.layers.Flatten(), keras.layers.Dense(2)])
+    >>> [(c.layer, c.params, c.multiply_adds) for c in layer_costs(model)]  # doctest: +ELLIPSIS
+    [('conv2d...', 112, 3888), ('dense...', 290, 288)]
+    """
+    rows: list[LayerCost] = []
+    for layer in getattr(model, "layers", []):
+        kind = layer.__class__.__name__
+        if kind == "Conv2D":
+            _, out_h, out_w, filters = layer.output.shape
+            in_channels = layer.input.shape[-1]
+            rows.append(LayerCost(layer.name, kind, layer.count_params(), conv_multiply_adds(
+                layer.kernel_size, in_channels, filters, (out_h, out_w))))
+        elif kind == "Dense":
+            rows.append(LayerCost(layer.name, kind, layer.count_params(),
+                                  dense_multiply_adds(layer.input.shape[-1], layer.units)))
+        elif hasattr(layer, "layers"):
+            rows.extend(layer_costs(layer))
+    return rows
 
 
 def to_grayscale(image: np.ndarray) -> np.ndarray:

@@ -18,8 +18,8 @@ model, so a saved model can be given raw images.
 >>> fast.output_shape
 (None, 9)
 
-Used by notebooks 04 (the CIFAR-10 models), 05 (the search's model) and 06 (the models
-moved to 96x96).
+Used by notebooks 01 (the paper model's parameters and multiply-adds), 04 (the CIFAR-10
+models), 05 (the search's model) and 06 (the models moved to 96x96).
 """
 
 from __future__ import annotations

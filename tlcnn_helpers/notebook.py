@@ -164,8 +164,10 @@ def start_notebook(profile: str, name: str, *, environ: Mapping[str, str] | None
                    quiet: bool = False, devices: Sequence[Any] | None = None) -> NotebookSession:
     """Resolve the profile (``TLCNN_PROFILE`` wins), seed everything, pick the precision.
 
-    Seeds Python, NumPy and the Keras backend with the profile's seed so that a re-run
-    gives the same numbers. With a GPU (Colab's, for instance) Keras computes in mixed
+    Seeds Python, NumPy and the Keras backend with the profile's seed, so that a re-run
+    gives the same numbers, except where a time budget stops training (notebook 04's fast
+    recipe in the ``teach`` profile): how far a budgeted run gets depends on the machine's
+    speed and load. With a GPU (Colab's, for instance) Keras computes in mixed
     float16, which is about twice as fast there; on a CPU the global policy is left alone
     (float32 unless ``training`` chooses bfloat16). ``devices`` defaults to TensorFlow's
     physical devices. A synthetic profile (``smoke``) sets ``TLCNN_OFFLINE``, so nothing in

@@ -15,7 +15,8 @@ cache four times smaller than float32. The training pipeline is deterministic fo
 >>> tuple(next(iter(ds))[1].shape)
 (4, 3)
 
-Used by notebook 04 (the training pipeline) through :mod:`tlcnn_helpers.training`.
+Used by notebook 04 (``make_dataset`` for the paper model's ``model.fit``, the augmentation
+layers, and through :mod:`tlcnn_helpers.training`).
 """
 
 from __future__ import annotations

@@ -459,8 +459,9 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
                  model=None, callbacks: Sequence[Any] = ()) -> TrainingResult:
     """Train ``recipe`` on ``train`` = (uint8 images, int labels), validating on ``val``.
 
-    Seeds Python, NumPy and Keras with ``seed`` first, so the same call gives the same
-    model. ``model`` replaces the recipe's freshly built model (it is re-compiled with the
+    Seeds Python, NumPy and Keras with ``seed`` first, so without a time budget the same
+    call gives the same model; with ``time_budget_seconds`` the run stops where the
+    machine's speed lets it, so a re-run can end elsewhere and give other numbers. ``model`` replaces the recipe's freshly built model (it is re-compiled with the
     recipe's optimizer); see :func:`fit` for ``backup_dir``. ``time_budget_seconds`` stops
     training in time; with the warm-up + cosine schedule the whole schedule is fitted into
     the budget (:class:`WarmupCosineWithinBudget`), otherwise training stops after the last

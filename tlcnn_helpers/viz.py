@@ -522,6 +522,61 @@ def plot_trial_scores(summaries: Mapping[str, Any]) -> Figure:
     return fig
 
 
+# ---------------------------------------------------------------------------- notebook 04 (CIFAR-10 CNN)
+def plot_loss_and_accuracy(history: Any, *, title: str) -> Figure:
+    """Training and validation loss (left) and accuracy (right) per epoch, from one run.
+
+    ``history`` is a Keras ``History``, a :class:`~tlcnn_helpers.training.TrainingResult`
+    or a dict of per-epoch lists with ``loss``, ``val_loss``, ``accuracy``, ``val_accuracy``.
+
+    >>> fig = plot_loss_and_accuracy({"loss": [2.0, 1.5], "val_loss": [2.1, 1.8],
+    ...                               "accuracy": [0.3, 0.5], "val_accuracy": [0.3, 0.4]},
+    ...                              title="A run")
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['loss', 'accuracy']
+    """
+    fig, axes = closed_figure(1, 2, 10.0, 3.6)
+    colours = plt.get_cmap(KERNEL_CMAP)(np.array([0.1, 0.75]))
+    for ax, metric in zip(axes[0], ("loss", "accuracy"), strict=True):
+        for colour, (name, label, style) in zip(colours, ((metric, "training", "-o"),
+                                                          (f"val_{metric}", "validation", "--s")),
+                                                strict=True):
+            values = _series(history, name)
+            if values:
+                ax.plot(np.arange(1, len(values) + 1), values, style, color=colour, label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(metric.capitalize())
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_learning_rate_schedule(progress: Sequence[float], rates: Mapping[str, Sequence[float]], *,
+                                title: str, xlabel: str = "progress through training "
+                                                          "(0 = start, 1 = end)") -> Figure:
+    """Learning rate(s) against training progress, one curve per named schedule.
+
+    >>> fig = plot_learning_rate_schedule([0.0, 0.5, 1.0], {"constant": [1e-3] * 3}, title="lr")
+    >>> fig.axes[0].get_ylabel()
+    'learning rate'
+    """
+    fig, axes = closed_figure(1, 1, 6.0, 3.4)
+    ax = axes[0, 0]
+    colours = plt.get_cmap(KERNEL_CMAP)(np.linspace(0.0, 0.75, max(len(rates), 1)))
+    for colour, style, (name, values) in zip(colours, ("-", "--", ":", "-."), rates.items(),
+                                             strict=False):
+        ax.plot(progress, values, style, color=colour, label=name)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("learning rate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
 def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
     """PNG bytes of a figure (for image widgets and static outputs).
 

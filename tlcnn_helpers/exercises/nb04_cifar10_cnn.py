@@ -1,56 +1,185 @@
 """The exercises of notebook 04 (the CIFAR-10 CNN), registered with :mod:`tlcnn_helpers.exercises`.
 
-The package imports this module, so the notebook only calls ``exercises.check(...)``.
+The package imports this module, so the notebook only calls ``exercises.check(...)``. The
+answers are computed from Keras (``count_params``) and from
+:func:`tlcnn_helpers.models.paper_cnn`, never written down twice. (The flatten size at 96x96
+is asked in notebook 06, ``06.flatten_size``.)
 
 >>> from tlcnn_helpers import exercises
 >>> names = exercises.exercises_of("04")
 >>> names
-['04.first_conv_params', '04.flatten_size_96', '04.per_class_accuracy']
->>> exercises.check("04.first_conv_params", 896)
-✅ 04.first_conv_params: correct!
+['04.conv_params_5x5', '04.paper_model', '04.per_class_accuracy']
+>>> exercises.check("04.conv_params_5x5", 2432)
+✅ 04.conv_params_5x5: correct!
+
+Used by notebook 04's exercises section.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ..errors import UnfinishedAnswer
 from . import _call, _whole_number, register
 
 
-@register("04.first_conv_params",
-          "How many trainable parameters has the paper model's first Conv2D layer "
-          "(32 filters of 3x3 on RGB images, with biases)?", reference=lambda: 3 * 3 * 3 * 32 + 32)
-def _check_first_conv_params(answer: Any) -> str | None:
-    value = _whole_number(answer, "896")
-    if isinstance(value, str):
-        return value
-    if value == 896:
-        return None
-    if value == 864:
-        return "864 counts the kernel weights only: each of the 32 filters also has a bias"
-    if value == 320:
-        return ("320 is a one-channel image: each filter spans all 3 colour channels, "
-                "so it has 3 x 3 x 3 weights")
-    return "each filter has 3 x 3 x 3 weights plus one bias, and there are 32 filters"
+def _keras_conv_params(kernel: int, channels: int, filters: int) -> int:
+    import keras
+
+    layer = keras.layers.Conv2D(filters, kernel)
+    layer.build((None, 32, 32, channels))
+    return int(layer.count_params())
 
 
-@register("04.flatten_size_96",
-          "The paper model pools 2x2 four times and its last block has 256 filters. How many "
-          "numbers does its Flatten layer output for a 96x96 image (32x32 gives 2x2x256 = 1024)?",
-          reference=lambda: 6 * 6 * 256)
-def _check_flatten_size(answer: Any) -> str | None:
-    value = _whole_number(answer, "1024")
+@register("04.conv_params_5x5",
+          "How many trainable parameters would the paper model's first Conv2D layer have with "
+          "5x5 filters instead of 3x3 (still 32 filters on RGB images, with biases)?",
+          reference=lambda: _keras_conv_params(5, 3, 32))
+def _check_conv_params_5x5(answer: Any) -> str | None:
+    value = _whole_number(answer, "1000")
     if isinstance(value, str):
         return value
-    if value == 9216:
+    expected = _keras_conv_params(5, 3, 32)
+    if value == expected:
         return None
-    if value == 1024:
-        return "1024 is the 32x32 case: at 96x96 each side is 96 / 2**4 = 6 after the poolings"
-    if value == 96 * 96 * 256 // 4:
-        return "four 2x2 poolings divide each side by 2**4 = 16, not the area by 4"
-    return "after four 2x2 poolings each side is 96 / 16 = 6; multiply 6 x 6 by the 256 channels"
+    if value == expected - 32:
+        return f"{value} counts the kernel weights only: each of the 32 filters also has a bias"
+    if value == _keras_conv_params(5, 1, 32):
+        return ("that is a one-channel image: each filter spans all 3 colour channels, "
+                "so it has 5 x 5 x 3 weights")
+    if value == _keras_conv_params(3, 3, 32):
+        return "that is the 3x3 layer of the table in section 2: now each filter is 5 x 5"
+    return "each filter has 5 x 5 x 3 weights plus one bias, and there are 32 filters"
+
+
+# ---------------------------------------------------------------------------- the paper model
+# Configurations the student's builder is tried on: the notebook's, and two others, so a
+# builder that ignores its arguments is caught.
+PAPER_MODEL_CASES: tuple[tuple[tuple[int, int, int], int, tuple[int, ...]], ...] = (
+    ((32, 32, 3), 9, (32, 64, 128, 256)),
+    ((32, 32, 3), 10, (16, 32, 64, 128)),
+    ((64, 64, 3), 9, (8, 16, 32)),
+)
+_CORE = ("Conv2D", "MaxPooling2D", "BatchNormalization", "Flatten", "Dense", "Dropout")
+
+
+def _reference_paper_model(input_shape: Sequence[int], num_classes: int,
+                           filters: Sequence[int] = (32, 64, 128, 256)):
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([keras.Input(tuple(input_shape)), layers.Rescaling(1 / 255)])
+    for width in filters:
+        model.add(layers.Conv2D(width, 3, padding="same", activation="relu"))
+        model.add(layers.MaxPooling2D(2))
+        model.add(layers.BatchNormalization())
+    model.add(layers.Flatten())
+    model.add(layers.Dense(512, activation="relu"))
+    model.add(layers.Dropout(0.5))
+    model.add(layers.Dense(num_classes, activation="softmax"))
+    return model
+
+
+def _layers(model: Any) -> list[Any]:
+    return [layer for layer in model.layers if layer.__class__.__name__ != "InputLayer"]
+
+
+def _kinds(model: Any) -> list[str]:
+    return [layer.__class__.__name__ for layer in _layers(model)]
+
+
+def _activation(layer: Any) -> str:
+    return getattr(getattr(layer, "activation", None), "__name__", "")
+
+
+def _compare_with_paper(model: Any, expected: Any, filters: Sequence[int], num_classes: int
+                        ) -> str | None:
+    """One sentence on the first way ``model`` differs from the paper's ``expected``."""
+    got, want = _kinds(model), _kinds(expected)
+    got_core = [k for k in got if k in _CORE]
+    want_core = [k for k in want if k in _CORE]
+    for kind, what in (("BatchNormalization", "each block ends with BatchNormalization, "
+                                              "after the pooling"),
+                       ("MaxPooling2D", "each block has a 2x2 MaxPooling2D after its Conv2D"),
+                       ("Conv2D", f"one Conv2D per entry of filters={tuple(filters)}"),
+                       ("Dropout", "the paper puts Dropout(0.5) after the 512-unit dense layer"),
+                       ("Flatten", "Flatten turns the last feature maps into one vector before "
+                                   "the dense layers"),
+                       ("Dense", "the head is Dense(512, relu), Dropout, then Dense(num_classes, "
+                                 "softmax)")):
+        if got_core.count(kind) != want_core.count(kind):
+            return (f"your model has {got_core.count(kind)} {kind} layer(s), the paper's "
+                    f"{want_core.count(kind)}: {what}")
+    if got_core != want_core:
+        position = next(i for i, (a, b) in enumerate(zip(got_core, want_core, strict=True)) if a != b)
+        return (f"the layers are in the wrong order: layer {position + 1} is {got_core[position]}, "
+                f"the paper has {want_core[position]} there. Each block is Conv2D -> "
+                "MaxPooling2D -> BatchNormalization; then Flatten, Dense, Dropout, Dense")
+    if "Rescaling" not in got:
+        return ("add layers.Rescaling(1 / 255) after the input: the model takes raw pixels "
+                "0..255 (no weights, but the training depends on it)")
+    mine = [layer for layer in _layers(model) if layer.__class__.__name__ in _CORE]
+    theirs = [layer for layer in _layers(expected) if layer.__class__.__name__ in _CORE]
+    for index, (layer, reference) in enumerate(zip(mine, theirs, strict=True), start=1):
+        kind = reference.__class__.__name__
+        if kind == "Conv2D":
+            if layer.filters != reference.filters:
+                number = sum(1 for other in mine[:index] if other.__class__.__name__ == "Conv2D")
+                return (f"Conv2D number {number} has {layer.filters} filters; "
+                        f"use the widths given in filters={tuple(filters)}, one per block")
+            if tuple(layer.kernel_size) != tuple(reference.kernel_size):
+                return f"the convolutions are 3x3, not {layer.kernel_size[0]}x{layer.kernel_size[1]}"
+            if layer.padding != reference.padding:
+                return ("use padding=\"same\" in the Conv2D layers: only the poolings shrink "
+                        "the maps")
+            if _activation(layer) != "relu":
+                return "the Conv2D layers use activation=\"relu\""
+        if kind == "Dense" and layer is not mine[-1]:
+            if layer.units != reference.units:
+                return f"the hidden dense layer has {layer.units} units, the paper's 512"
+            if _activation(layer) != "relu":
+                return "the hidden dense layer uses activation=\"relu\""
+        if kind == "Dense" and layer is mine[-1]:
+            if layer.units != num_classes:
+                return (f"the last layer has {layer.units} units: it needs one per class, "
+                        f"num_classes = {num_classes}")
+            if _activation(layer) != "softmax":
+                return "the last layer uses activation=\"softmax\" (one probability per class)"
+        if kind == "Dropout" and abs(float(layer.rate) - float(reference.rate)) > 1e-9:
+            return f"the dropout rate is {layer.rate}; the course's reconstruction uses 0.5"
+        if kind == "MaxPooling2D" and tuple(layer.pool_size) != tuple(reference.pool_size):
+            return "the poolings are 2x2: MaxPooling2D(2)"
+    if model.count_params() != expected.count_params():
+        return (f"{model.count_params():,} parameters, the paper model has "
+                f"{expected.count_params():,}: compare your layers with the table in section 2")
+    return None
+
+
+@register("04.paper_model",
+          "Write build_paper_model(input_shape, num_classes, filters) that returns the paper's "
+          "CNN as a Keras model: Rescaling(1/255), then per entry of filters a block "
+          "Conv2D(3x3, same, relu) -> MaxPooling2D(2) -> BatchNormalization, then Flatten, "
+          "Dense(512, relu), Dropout(0.5), Dense(num_classes, softmax).",
+          reference=lambda: _reference_paper_model)
+def _check_paper_model(function: Any) -> str | None:
+    from ..models import paper_cnn
+
+    if not callable(function):
+        return f"pass your function itself (no parentheses), not {type(function).__name__}"
+    for input_shape, num_classes, filters in PAPER_MODEL_CASES:
+        model = function(input_shape, num_classes, filters)
+        if model is None:
+            raise UnfinishedAnswer("your function returns None; build the model and return it")
+        if not hasattr(model, "count_params") or not hasattr(model, "layers"):
+            return f"return a Keras model (keras.Sequential or keras.Model), not {type(model).__name__}"
+        expected = paper_cnn(input_shape, num_classes, filters=filters)
+        problem = _compare_with_paper(model, expected, filters, num_classes)
+        if problem:
+            return f"for input {input_shape}, {num_classes} classes, filters {filters}: {problem}"
+    return None
 
 
 def _reference_per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray,
