@@ -31,8 +31,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -216,8 +217,10 @@ class EpochClock(keras.callbacks.Callback):
     """
 
     def __init__(self, images_per_epoch: int, epochs: int, verbose: bool = True,
-                 history_file: str | os.PathLike | None = None, batch_size: int | None = None):
+                 history_file: str | os.PathLike | None = None, batch_size: int | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
         super().__init__()
+        self.clock = clock
         self.images_per_epoch = images_per_epoch
         self.batch_size = batch_size  # with it, an epoch cut short counts only its batches
         self._last_batch = -1
@@ -230,7 +233,7 @@ class EpochClock(keras.callbacks.Callback):
         self._fit_start = self._epoch_start = self._train_end = 0.0
 
     def on_train_begin(self, logs=None):
-        self._fit_start = time.perf_counter()
+        self._fit_start = self.clock()
         # BackupAndRestore (earlier in the list) has set the epoch to resume after.
         self.resumed_after_epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
         if self.resumed_after_epoch and self.history_file and self.history_file.is_file():
@@ -243,7 +246,7 @@ class EpochClock(keras.callbacks.Callback):
                       flush=True)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
+        self._epoch_start = self.clock()
         self._train_end = 0.0
         self._last_batch = -1
 
@@ -252,10 +255,10 @@ class EpochClock(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         if self._epoch_start and not self._train_end:
-            self._train_end = time.perf_counter()
+            self._train_end = self.clock()
 
     def on_epoch_end(self, epoch, logs=None):
-        now = time.perf_counter()
+        now = self.clock()
         train_seconds = (self._train_end or now) - self._epoch_start
         row = {"epoch": epoch + 1}
         row.update({k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"})
@@ -286,8 +289,10 @@ class TimeBudget(keras.callbacks.Callback):
     True
     """
 
-    def __init__(self, seconds: float, verbose: bool = True):
+    def __init__(self, seconds: float, verbose: bool = True,
+                 clock: Callable[[], float] = time.perf_counter):
         super().__init__()
+        self.clock = clock
         if seconds <= 0:
             raise TLCNNError(f"time budget {seconds} s: give a positive number of seconds")
         self.seconds = seconds
@@ -297,13 +302,13 @@ class TimeBudget(keras.callbacks.Callback):
         self._longest = 0.0
 
     def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
+        self._start = self.clock()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
+        self._epoch_start = self.clock()
 
     def on_epoch_end(self, epoch, logs=None):
-        now = time.perf_counter()
+        now = self.clock()
         self._longest = max(self._longest, now - self._epoch_start)
         if now - self._start + self._longest > self.seconds:
             self.stopped_at_epoch = epoch + 1
@@ -343,8 +348,10 @@ class WarmupCosineWithinBudget(keras.callbacks.Callback):
     """
 
     def __init__(self, peak: float, total_steps: int, warmup_fraction: float,
-                 budget_seconds: float | None, verbose: bool = True):
+                 budget_seconds: float | None, verbose: bool = True,
+                 clock: Callable[[], float] = time.perf_counter):
         super().__init__()
+        self.clock = clock
         self.peak, self.total_steps = peak, max(1, total_steps)
         self.warmup_fraction, self.budget_seconds = warmup_fraction, budget_seconds
         self.verbose = verbose
@@ -353,12 +360,12 @@ class WarmupCosineWithinBudget(keras.callbacks.Callback):
         self._start = 0.0
 
     def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
+        self._start = self.clock()
 
     def _elapsed_fraction(self) -> float:
         if not self.budget_seconds:
             return 0.0
-        return (time.perf_counter() - self._start) / self.budget_seconds
+        return (self.clock() - self._start) / self.budget_seconds
 
     def on_train_batch_begin(self, batch, logs=None):
         step = int(keras_ops_value(self.model.optimizer.iterations))
@@ -405,11 +412,13 @@ class TrainingResult:
 def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
         time_budget_seconds: float | None = None, backup_dir: str | os.PathLike | None = None,
         verbose: bool = True, callbacks: Sequence[Any] = (),
-        batch_size: int | None = None) -> TrainingResult:
+        batch_size: int | None = None, keep_backup: bool = False,
+        clock: Callable[[], float] = time.perf_counter) -> TrainingResult:
     """Train a compiled ``model`` with the course's callbacks and time it.
 
     ``backup_dir`` turns on Keras ``BackupAndRestore`` (in its subfolder ``tlcnn-backup``,
-    removed when training completes): if the process dies, calling ``fit`` again with the
+    removed when training completes, or kept with ``keep_backup`` until the caller has saved
+    the model and calls :func:`remove_backup`): if the process dies, calling ``fit`` again with the
     same folder resumes after the last finished epoch, and the history keeps the epochs
     finished before the interruption. ``time_budget_seconds`` stops training early
     (see :class:`TimeBudget`). ``images_per_epoch`` (and ``batch_size``, for an epoch cut
@@ -426,21 +435,21 @@ def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
     """
     backup = Path(backup_dir) / BACKUP_SUBFOLDER if backup_dir is not None else None
     clock = EpochClock(images_per_epoch, epochs, verbose=verbose, batch_size=batch_size,
-                       history_file=backup / "history.json" if backup else None)
+                       history_file=backup / "history.json" if backup else None, clock=clock)
     all_callbacks: list[Any] = [clock, *callbacks]
     budget = None
     if time_budget_seconds:
-        budget = TimeBudget(time_budget_seconds, verbose=verbose)
+        budget = TimeBudget(time_budget_seconds, verbose=verbose, clock=clock.clock)
         all_callbacks.append(budget)
     if backup is not None:
         # First in the list: the backup is written before anything reports the epoch done.
         # double_checkpoint keeps the previous backup if the process dies while writing.
         all_callbacks.insert(0, keras.callbacks.BackupAndRestore(
-            os.fspath(backup), double_checkpoint=True))
-    start = time.perf_counter()
+            os.fspath(backup), double_checkpoint=True, delete_checkpoint=not keep_backup))
+    start = clock.clock()
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, shuffle=False,
               callbacks=all_callbacks)
-    wall = time.perf_counter() - start
+    wall = clock.clock() - start
     train_seconds = sum(row["train_seconds"] for row in clock.rows)
     images = sum(row.get("images", images_per_epoch) for row in clock.rows)
     wall += clock.offset_seconds  # time spent before a resume
@@ -452,11 +461,25 @@ def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
         resumed_after_epoch=clock.resumed_after_epoch)
 
 
+def remove_backup(backup_dir: str | os.PathLike | None) -> None:
+    """Delete the backup :func:`fit` made in ``backup_dir`` (only its ``tlcnn-backup`` subfolder).
+
+    Call it once the trained model and its report are saved (``fit(..., keep_backup=True)``).
+
+    >>> import tempfile
+    >>> remove_backup(tempfile.mkdtemp())  # nothing there: nothing to do
+    """
+    if backup_dir is not None:
+        shutil.rmtree(Path(backup_dir) / BACKUP_SUBFOLDER, ignore_errors=True)
+
+
 def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
                  val: tuple[np.ndarray, np.ndarray] | None, *, num_classes: int, seed: int = 0,
                  time_budget_seconds: float | None = None,
                  backup_dir: str | os.PathLike | None = None, verbose: bool = True,
-                 model=None, callbacks: Sequence[Any] = ()) -> TrainingResult:
+                 model=None, callbacks: Sequence[Any] = (),
+                 keep_backup: bool = False, run_facts: Mapping[str, Any] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> TrainingResult:
     """Train ``recipe`` on ``train`` = (uint8 images, int labels), validating on ``val``.
 
     Seeds Python, NumPy and Keras with ``seed`` first, so the same call gives the same
@@ -477,7 +500,7 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
         # The schedule is driven by a callback that fits it into the time budget.
         budgeted = WarmupCosineWithinBudget(recipe.learning_rate, recipe.epochs * steps_per_epoch,
                                             recipe.warmup_fraction, time_budget_seconds,
-                                            verbose=verbose)
+                                            verbose=verbose, clock=clock)
         compiled_recipe = replace(recipe, schedule="constant")
         callbacks = [budgeted, *callbacks]
     if model is None:
@@ -497,7 +520,7 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
     result = fit(model, train_ds, val_ds, epochs=recipe.epochs, images_per_epoch=len(x),
                  time_budget_seconds=None if budgeted else time_budget_seconds,
                  backup_dir=backup_dir, verbose=verbose, callbacks=callbacks,
-                 batch_size=recipe.batch_size)
+                 batch_size=recipe.batch_size, keep_backup=keep_backup, clock=clock)
     if budgeted is not None:
         result.stopped_by_time_budget = budgeted.stopped
     return result

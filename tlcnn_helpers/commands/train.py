@@ -53,12 +53,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import files
     from ..data import dataset_status, load_dataset, train_val_split
     from ..errors import DatasetNotFoundError
     from ..evaluation import check_images, evaluate
-    from ..files import load_model, save_model, write_json
+    from ..files import check_output_file, load_model, write_json
     from ..settings import default_data_dir, get_profile
-    from ..training import get_recipe, train_recipe, training_report
+    from ..training import get_recipe, remove_backup, train_recipe, training_report
 
     started = time.perf_counter()
     profile = get_profile(args.profile)
@@ -71,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
             raise CourseError(f"{flag} {value}: give a whole number of at least 1")
     if args.time_budget is not None and args.time_budget <= 0:
         raise CourseError(f"--time-budget {args.time_budget}: give a positive number of seconds")
+    # Both outputs are checked now: found unwritable after training, the training is lost.
+    check_output_file(out, "--out")
+    check_output_file(report_path, "--report")
+    if out.resolve() == report_path.resolve():
+        raise CourseError(f"--report {report_path} is the same file as --out: the JSON report "
+                          f"would replace the model; give the report another name")
     start_model = load_model(args.from_model) if args.from_model else None
 
     if args.no_download and not profile.is_synthetic:
@@ -93,15 +100,16 @@ def run(args: argparse.Namespace) -> int:
     num_classes = int(max(y_train.max(), y_test.max()) + 1)
     result = train_recipe(recipe, (train.x, train.y), (val.x, val.y), num_classes=num_classes,
                           seed=seed, time_budget_seconds=budget, backup_dir=args.backup_dir,
-                          verbose=not args.quiet, model=start_model)
+                          verbose=not args.quiet, model=start_model, keep_backup=True)
     metrics = evaluate(result.model, x_test, y_test)
-    save_model(result.model, out)
+    files.save_model(result.model, out)
     report = training_report(
         result, metrics, recipe=recipe, profile=profile.name, data_source=profile.data_source,
         dataset=args.dataset, seed=seed, model_path=str(out), parameters=result.model.count_params(),
         train_images=len(train), val_images=len(val), test_images=len(y_test),
         total_seconds=round(time.perf_counter() - started, 3))
     write_json(report, report_path)
+    remove_backup(args.backup_dir)  # only now: a failed save above can still resume
     if not args.quiet:
         print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
               f"after {result.epochs} epochs ({result.train_seconds:.0f} s training); "
