@@ -98,6 +98,11 @@ def _check_arguments(args: argparse.Namespace, max_trials: int, epochs: int) -> 
     if args.workers is not None and not (args.distributed or args.role == "chief"):
         raise TuningError("--workers only applies with --distributed (or --role chief); "
                           "add --distributed to run the workers on this machine")
+    cores = os.cpu_count() or 1
+    if args.workers is not None and args.workers > 4 * cores:
+        raise TuningError(f"--workers {args.workers}: this machine has {cores} cores; each "
+                          f"worker trains its own model, so more than {4 * cores} workers only "
+                          f"slow each other down (and may run out of memory): use fewer")
     if args.timeout is not None and not args.distributed:
         raise TuningError("--timeout only applies with --distributed")
     if args.distributed and args.role:
@@ -138,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     """Search, retrain the best model, evaluate it on the test split, report."""
     import keras
 
-    from .. import distributed, files, settings, tuning
+    from .. import distributed, settings, tuning
 
     started = time.perf_counter()
     profile = get_profile(args.profile) if args.profile else resolve_profile("teach")
@@ -147,7 +152,9 @@ def run(args: argparse.Namespace) -> int:
     args.epochs = budget.epochs_per_trial if args.epochs is None else args.epochs
     args.space = args.space or budget.search_space
     args.tuning_dir = Path(args.tuning_dir) if args.tuning_dir else settings.tuning_dir()
-    args.project = args.project or tuning.default_project_name(args.tuner, profile.name)
+    if args.project is None:
+        args.project = tuning.default_project_name(args.tuner, profile.name)
+    tuning.check_project_name(args.project)
     _check_arguments(args, args.max_trials, args.epochs)
 
     if args.images_per_class is not None:
@@ -180,6 +187,17 @@ def run(args: argparse.Namespace) -> int:
                          epochs=args.epochs, verbose=0,
                          callbacks=[tuning.tensorboard_callback(args.project)])
         return 0
+
+    # One search per folder: a second one would overwrite this one's trials. keras-tuner's own
+    # chief and workers (--role, above) share the folder legitimately.
+    with tuning.lock_search_folder(Path(args.tuning_dir) / args.project):
+        return _search_and_report(args, profile, budget, hypermodel, settings, data, loaded,
+                                  started)
+
+
+def _search_and_report(args: argparse.Namespace, profile, budget, hypermodel, settings, data,
+                       loaded, started: float) -> int:
+    from .. import distributed, files, tuning
 
     distributed_run = None
     if args.distributed:
