@@ -100,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     num_classes = int(max(y_train.max(), y_test.max()) + 1)
     result = train_recipe(recipe, (train.x, train.y), (val.x, val.y), num_classes=num_classes,
                           seed=seed, time_budget_seconds=budget, backup_dir=args.backup_dir,
-                          verbose=not args.quiet, model=start_model, keep_backup=True)
+                          verbose=not args.quiet, model=start_model, keep_backup=True,
+                          run_facts={"profile": profile.name, "data_source": profile.data_source,
+                                     "dataset": args.dataset, "from_model": args.from_model})
     metrics = evaluate(result.model, x_test, y_test)
     files.save_model(result.model, out)
     report = training_report(
