@@ -466,10 +466,11 @@ def test_records_name_the_file_and_row_of_a_hand_edited_record(tmp_path):
     rows = json.loads((tmp_path / "01_a.json").read_text())
     (tmp_path / "02_b.json").write_text(json.dumps([dict(rows[0], notebook="02_b"),
                                                     {"notebook": "02_b", "value": 1}]))
-    with pytest.raises(TLCNNError, match=r"02_b\.json.*row 2.*missing"):
+    with pytest.raises(TLCNNError, match=r"02_b\.json has a row without experiment, .*\(row 2\)"):
         load_records(tmp_path)
     (tmp_path / "02_b.json").write_text(json.dumps([dict(rows[0], value="high")]))
-    with pytest.raises(TLCNNError, match=r"02_b\.json.*row 1.*value"):
+    with pytest.raises(TLCNNError, match=r"02_b\.json has a row with a wrong type of value "
+                                         r"\('high'\) \(row 1\)"):
         load_records(tmp_path)
 
 

@@ -67,7 +67,7 @@ class BackupMismatchError(TLCNNError):
     """A training backup was made by a run with other settings; resuming would mix the two."""
 
 
-class RecordsError(TLCNNError, ValueError):
+class RecordsError(CourseError, ValueError):
     """A records file was edited by hand into something the report cannot read."""
 
 

@@ -118,15 +118,15 @@ def read_json(path: str | os.PathLike, *, fix: str,
     >>> try:
     ...     read_json(bad, fix="delete it")
     ... except TLCNNError as err:
-    ...     print(str(err).endswith("is damaged (not valid JSON: Expecting value: line 1 "
-    ...                             "column 10 (char 9)); delete it"))
+    ...     print(str(err).endswith("s.json is not valid JSON (Expecting value: line 1 "
+    ...                             "column 10 (char 9)): it is damaged; delete it"))
     True
     """
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise error(f"{path} is damaged (not valid JSON: {err}); {fix}") from err
+        raise error(f"{path} is not valid JSON ({err}): it is damaged; {fix}") from err
 
 
 @contextlib.contextmanager

@@ -276,13 +276,14 @@ def logs_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def offline_mode(environ: Mapping[str, str] | None = None) -> bool:
-    """True when ``TLCNN_OFFLINE`` is set (to anything but ``0``): never try the network.
+    """True when ``TLCNN_OFFLINE`` is set to anything but ``0``, ``false``, ``no``, ``off`` or
+    nothing (in any case): never try the network.
 
     Downloads of datasets and pretrained weights are then refused at once with a clear
     message instead of being attempted; the test-suite runs this way.
 
-    >>> offline_mode(environ={"TLCNN_OFFLINE": "1"}), offline_mode(environ={})
+    >>> offline_mode(environ={"TLCNN_OFFLINE": "1"}), offline_mode(environ={"TLCNN_OFFLINE": "false"})
     (True, False)
     """
     env = os.environ if environ is None else environ
-    return env.get(OFFLINE_ENV_VAR, "0") not in ("", "0")
+    return env.get(OFFLINE_ENV_VAR, "").strip().lower() not in ("", "0", "false", "no", "off")

@@ -275,7 +275,7 @@ class EpochClock(keras.callbacks.Callback):
         row["elapsed_seconds"] = round(self.offset_seconds + now - self._fit_start, 3)
         self.rows.append(row)
         if self.history_file:
-            write_json(self.rows, self.history_file)
+            write_json(null_nonfinite(self.rows), self.history_file)  # a NaN loss: null
         if self.verbose:
             shown = "  ".join(f"{k} {row[k]:.4f}" for k in
                               ("loss", "accuracy", "val_loss", "val_accuracy") if k in row)
@@ -607,7 +607,7 @@ def training_report(result: TrainingResult, metrics: dict[str, float], *, recipe
         "history": result.history,
     }
     report.update(extra)
-    return report
+    return null_nonfinite(report)  # strict JSON: a diverged loss is reported as null
 
 
 # ---------------------------------------------------------------------------- transfer learning: head, fine-tuning, from scratch

@@ -244,7 +244,7 @@ def _search_and_report(args: argparse.Namespace, profile, budget, hypermodel, se
         report.update(workers=args.workers, trials_by_worker=summary.trials_by_tuner(),
                       process_logs=distributed_run.logs)
     if args.report:
-        files.write_json(report, args.report, indent=None)
+        files.write_json(files.null_nonfinite(report), args.report, indent=None)
     shown = {k: report[k] for k in ("tuner", "trials_completed", "best_score",
                                     "seconds_per_trial", "test_accuracy", "test_loss")}
     print(json.dumps({**shown, "best_hyperparameters": summary.best_hyperparameters}, indent=1))
