@@ -553,3 +553,46 @@ def test_help_answers_without_importing_tensorflow():
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]
     assert "I0000" not in done.stderr and "absl" not in done.stderr
+
+
+SETUP_CELL = '''import sys
+from tlcnn_helpers.notebook import start_notebook
+
+session = start_notebook(PROFILE, "01_quiet", quiet=True)
+P = session.profile
+import keras, numpy as np
+keras.layers.Dense(2)(np.ones((1, 3))).shape'''
+NOISE = ("absl::InitializeLog", "I0000", "E0000", "W0000", "oneDNN", "cuInit", "cuda drivers",
+         "IPKernelApp", "without encryption")
+
+
+def test_search_space_and_tuner_names_for_help_match_tuning():
+    from tlcnn_helpers import settings, tuning
+
+    assert tuple(tuning.SEARCH_SPACES) == settings.SEARCH_SPACE_NAMES
+    assert tuning.TUNER_KINDS == settings.TUNER_KINDS
+
+
+@pytest.mark.slow
+def test_course_and_the_set_up_cell_show_no_tensorflow_or_kernel_chatter(tmp_path, capfd):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from tlcnn_helpers.commands.course import run_notebook
+
+    params = new_code_cell('PROFILE = "teach"')
+    params.metadata["tags"] = ["parameters"]
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    notebook = tmp_path / "01_quiet.ipynb"
+    nbformat.write(new_notebook(cells=[params, new_code_cell(SETUP_CELL)], metadata=kernel),
+                   notebook)
+    out = tmp_path / "out"
+    out.mkdir()
+    run = run_notebook(notebook, out, "smoke", tmp_path / "records", timeout=240)
+    assert run.ok, run.status
+    shown = capfd.readouterr()
+    assert not [n for n in NOISE if n in shown.out + shown.err], shown.err[-2000:]
+    executed = nbformat.read(out / "01_quiet.ipynb", as_version=4)
+    streams = "".join(o.get("text", "") for cell in executed.cells for o in cell.get("outputs", [])
+                      if o.get("output_type") == "stream")
+    assert not [n for n in NOISE if n in streams], streams[-2000:]

@@ -44,6 +44,9 @@ MODELS_DIR_ENV_VAR = "TLCNN_MODELS_DIR"
 TUNING_DIR_ENV_VAR = "TLCNN_TUNING_DIR"
 LOGS_DIR_ENV_VAR = "TLCNN_LOGS_DIR"
 OFFLINE_ENV_VAR = "TLCNN_OFFLINE"
+# Named here, not in tuning, so `tune --help` lists them without importing TensorFlow.
+TUNER_KINDS = ("random", "hyperband", "bayesian")
+SEARCH_SPACE_NAMES = ("paper", "small")
 
 
 # ---------------------------------------------------------------------------- profiles

@@ -57,12 +57,11 @@ from .evaluation import evaluate
 from .files import folder_lock, null_nonfinite, read_json, write_json
 from .memory import custom_gradient_names, release_custom_gradients
 from .models import compile_for_classification, make_optimizer, paper_cnn
-from .settings import logs_dir, tuning_dir
+from .settings import TUNER_KINDS, logs_dir, tuning_dir
 
 if TYPE_CHECKING:
     from .settings import Profile
 
-TUNER_KINDS = ("random", "hyperband", "bayesian")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 OBJECTIVE = "val_accuracy"
 STL10_INPUT_SHAPE = (96, 96, 3)

@@ -68,9 +68,25 @@ def find_notebooks(folder: Path, names: Sequence[str] | None = None) -> list[Pat
     return picked
 
 
+def _kernel_manager_logging_to(log) -> type:
+    """A kernel manager whose kernels write their own stdout and stderr (ZeroMQ transport
+    warnings, TensorFlow's C++ lines) to ``log``, not over the course's progress table."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw.update(stdout=log, stderr=log)
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return LoggedKernelManager
+
+
 def run_notebook(notebook: Path, out_dir: Path, profile: str, records_dir: Path,
                  timeout: float | None = None) -> NotebookRun:
-    """Execute one notebook with papermill; never raises for a failing cell."""
+    """Execute one notebook with papermill; never raises for a failing cell.
+
+    The kernel's own output goes to ``<out_dir>/kernel-logs/<notebook>.log``.
+    """
     import papermill
 
     saved = {var: os.environ.get(var)
@@ -80,17 +96,22 @@ def run_notebook(notebook: Path, out_dir: Path, profile: str, records_dir: Path,
     for var in FOLDER_ENV_VARS:  # relative to where the course was started, not notebooks/
         if os.environ.get(var):
             os.environ[var] = os.path.abspath(os.path.expanduser(os.environ[var]))
+    log_path = Path(out_dir) / "kernel-logs" / f"{notebook.stem}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(notebook), str(out_dir / notebook.name), parameters={"PROFILE": profile},
-            cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
-            execution_timeout=timeout)
+        with open(log_path, "wb") as log:
+            papermill.execute_notebook(
+                str(notebook), str(out_dir / notebook.name), parameters={"PROFILE": profile},
+                cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
+                execution_timeout=timeout,
+                kernel_manager_class=_kernel_manager_logging_to(log))
         status = "ok"
     except papermill.PapermillExecutionError as err:
         status = f"failed: {err.ename} in cell {err.exec_count} (see {out_dir / notebook.name})"
     except Exception as err:  # kernel died, timeout, ...: reported in the table, run goes on
-        status = f"failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        status = (f"failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                  f" (kernel log: {log_path})")
     finally:
         for var, value in saved.items():
             if value is None:

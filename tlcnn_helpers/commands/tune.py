@@ -29,17 +29,14 @@ import time
 import warnings
 from pathlib import Path
 
-from ..data import SHARED_CLASSES
-from ..settings import get_profile, resolve_profile
+from ..settings import SEARCH_SPACE_NAMES, TUNER_KINDS, get_profile, resolve_profile
 
 DATASETS = ("stl10",)
 ROLES = ("chief", "worker")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``tune`` command to the course's command line."""
-    from ..tuning import SEARCH_SPACES, TUNER_KINDS
-
+    """Add the ``tune`` command to the course's command line (without importing TensorFlow)."""
     parser = subparsers.add_parser(
         "tune", help="search the STL-10 model's hyperparameters with keras-tuner",
         description="The paper's hyperparameter search for the STL-10 model (random search), "
@@ -61,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--images-per-class", type=int, default=None,
                         help="training images per class for the search and the retraining "
                              "(default: the profile's)")
-    parser.add_argument("--space", choices=tuple(SEARCH_SPACES), default=None,
+    parser.add_argument("--space", choices=SEARCH_SPACE_NAMES, default=None,
                         help="the search space (default: the profile's)")
     parser.add_argument("--tuning-dir", default=None,
                         help="where searches keep their state (default: TLCNN_TUNING_DIR, "
@@ -144,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     import keras
 
     from .. import distributed, settings, tuning
+    from ..data import SHARED_CLASSES
 
     started = time.perf_counter()
     profile = get_profile(args.profile) if args.profile else resolve_profile("teach")
