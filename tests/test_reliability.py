@@ -42,7 +42,8 @@ def train_args(tmp_path, *extra):
 
 
 # ---------------------------------------------------------------------------- item 2
-@pytest.mark.parametrize("which", ["folder_report", "folder_out", "same", "read_only"])
+@pytest.mark.parametrize("which", ["folder_report", "folder_out", "same", "parent_is_file",
+                                   "read_only"])
 def test_train_refuses_an_unwritable_output_before_loading_data(tmp_path, capsys, monkeypatch,
                                                                 which):
     monkeypatch.setattr(data_module, "load_dataset", refuse_loading)
@@ -53,6 +54,9 @@ def test_train_refuses_an_unwritable_output_before_loading_data(tmp_path, capsys
         out.mkdir()
     elif which == "same":
         report = out
+    elif which == "parent_is_file":
+        (tmp_path / "notes.txt").write_text("mine")
+        report = tmp_path / "notes.txt" / "r.json"
     else:
         locked = tmp_path / "locked"
         locked.mkdir()
@@ -68,6 +72,7 @@ def test_train_refuses_an_unwritable_output_before_loading_data(tmp_path, capsys
                                                          else out) in err
 
 
+@pytest.mark.slow
 def test_train_keeps_the_backup_until_the_model_and_report_are_saved(tmp_path, capsys,
                                                                      monkeypatch):
     from tlcnn_helpers import files
@@ -240,6 +245,7 @@ def _small_run(backup, *, facts=None, seed=0, callbacks=(), budget=None, clock=N
                         run_facts=facts, **extra)
 
 
+@pytest.mark.slow
 def test_a_backup_made_with_other_settings_is_refused_not_mixed(tmp_path):
     from tlcnn_helpers.errors import BackupMismatchError
 
@@ -264,6 +270,7 @@ def test_notebook_03_backup_folders_name_the_profile():
     assert all("P.name" in c for c in backups)
 
 
+@pytest.mark.slow
 def test_resuming_a_time_budgeted_run_continues_its_budget_and_schedule(tmp_path):
     import keras
 
@@ -312,6 +319,7 @@ HOLD_LOCK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_second_tune_on_a_search_folder_in_use_is_refused(tmp_path, capsys):
     project = tmp_path / "tuning" / "shared"
     project.mkdir(parents=True)
