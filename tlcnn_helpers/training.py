@@ -244,11 +244,11 @@ class EpochClock(keras.callbacks.Callback):
             self.rows = [row for row in saved if row["epoch"] <= self.resumed_after_epoch]
             if self.rows:
                 self.offset_seconds = self.rows[-1]["elapsed_seconds"]
-        for callback in self.budget_callbacks:  # they run after this one in the list
-            callback.spent_before = self.offset_seconds
             if self.verbose:
                 print(f"resuming after epoch {self.resumed_after_epoch} from the backup",
                       flush=True)
+        for callback in self.budget_callbacks:  # they run after this one in the list
+            callback.spent_before = self.offset_seconds
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.clock()
