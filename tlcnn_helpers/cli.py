@@ -32,10 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; user errors print one clear line to stderr and exit with code 2."""
+    """Run one command; user errors (and OSErrors) print one clear line to stderr, exit code 2."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except TLCNNError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # last resort: a full disk or a read-only folder, named in one line
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}; free some space, fix the permissions or "
+              f"choose another path", file=sys.stderr)
         return 2

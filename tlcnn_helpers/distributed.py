@@ -45,6 +45,21 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(s.getsockname()[1])
 
 
+def check_port_free(host: str, port: int, error: Exception | None = None) -> None:
+    """Raise ``error`` (a :class:`TuningError`) when ``host:port`` cannot be bound right now.
+
+    A plain bind, without ``SO_REUSEPORT``, so a port a gRPC server holds counts as busy.
+
+    >>> check_port_free(LOOPBACK, free_port())
+    """
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, port))
+    except OSError as err:
+        raise (error or TuningError(f"{host}:{port} is in use ({err.strerror}); choose a free "
+                                    f"port")) from err
+
+
 def serve_as_chief(tuner: keras_tuner.Tuner, expected_workers: int,
                    poll_seconds: float = 0.2) -> None:
     """Serve the tuner's oracle as keras-tuner's chief until every worker was told to stop.
@@ -72,14 +87,23 @@ def serve_as_chief(tuner: keras_tuner.Tuner, expected_workers: int,
                 self.stopped.add(request.tuner_id)
             return service.CreateTrialResponse(trial=trial.to_proto())
 
-    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    host, port = os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"]
+    address = f"{host}:{port}"
+    busy = TuningError(f"the chief cannot listen on {address}: the port is in use (another "
+                       f"chief?); set KERASTUNER_ORACLE_PORT to a free port")
+    check_port_free(host, int(port), busy)
     tuner.save()
     servicer = CountingServicer(tuner.oracle)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    # Without SO_REUSEPORT (gRPC's default) a second chief could share the port unnoticed.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1),
+                         options=[("grpc.so_reuseport", 0)])
     service_grpc.add_OracleServicer_to_server(servicer, server)
-    if server.add_insecure_port(address) == 0:
-        raise TuningError(f"the chief cannot listen on {address}: the port is taken; set "
-                          "KERASTUNER_ORACLE_PORT to a free port")
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as err:  # newer gRPC raises instead of returning 0
+        raise busy from err
+    if bound == 0:
+        raise busy
     server.start()
     try:
         while len(servicer.stopped) < expected_workers or tuner.oracle.ongoing_trials:

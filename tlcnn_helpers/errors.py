@@ -59,6 +59,18 @@ class SearchSpaceMismatchError(TuningError):
     """A search folder was made for a different search space or tuner."""
 
 
+class SearchFolderInUseError(TuningError):
+    """Another process is running a search in the same folder."""
+
+
+class BackupMismatchError(TLCNNError):
+    """A training backup was made by a run with other settings; resuming would mix the two."""
+
+
+class RecordsError(CourseError, ValueError):
+    """A records file was edited by hand into something the report cannot read."""
+
+
 class ReusedSearchWarning(UserWarning):
     """A search folder with completed trials is about to be reused, not rerun."""
 

@@ -18,14 +18,13 @@ Used by every notebook's ``session.record(...)`` and by the course report.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
-from .errors import TLCNNError
-from .files import write_json
+from .errors import RecordsError
+from .files import read_json, write_json
 from .settings import records_dir as default_records_dir
 
 RECORD_FIELDS = ("notebook", "experiment", "metric", "value", "paper_value", "profile",
@@ -36,7 +35,7 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     if value is None:
         return None
     value = float(value)
-    if math.isnan(value):
+    if not math.isfinite(value):  # strict JSON has no NaN or Infinity
         return None
     return round(value, digits)
 
@@ -83,19 +82,35 @@ def load_records(records_dir: str | os.PathLike | None = None) -> list[dict[str,
     folder = Path(records_dir) if records_dir is not None else default_records_dir()
     rows: list[dict[str, Any]] = []
     for path in sorted(folder.glob("*.json")):
-        rows.extend(_read(path))
+        if not path.name.startswith("."):  # macOS ._ files, editors' temporary files
+            rows.extend(_read(path))
     return rows
+
+
+# The type each field must have (None allowed where a value may be missing).
+_FIELD_TYPES = {"notebook": (str,), "experiment": (str,), "metric": (str,),
+                "value": (int, float, type(None)), "paper_value": (int, float, type(None)),
+                "profile": (str,), "data_source": (str,), "wall_seconds": (int, float, type(None))}
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    try:
-        rows = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise TLCNNError(
-            f"the records file {path} is not valid JSON ({err}); delete it and re-run its notebook"
-        ) from err
+    fix = "delete it and re-run its notebook"
+    rows = read_json(path, fix=fix, error=RecordsError)
     if not isinstance(rows, list):
-        raise TLCNNError(f"the records file {path} should hold a list of rows; delete it and re-run")
+        raise RecordsError(f"the records file {path} should hold a list of rows; {fix}")
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise RecordsError(f"the records file {path} has a row that is not a set of fields "
+                               f"(row {number}); {fix}")
+        missing = [name for name in RECORD_FIELDS if name not in row]
+        if missing:
+            raise RecordsError(f"the records file {path} has a row without {', '.join(missing)} "
+                               f"(row {number}); {fix}, or add the fields")
+        wrong = [f"{name} ({row[name]!r})" for name, types in _FIELD_TYPES.items()
+                 if not isinstance(row[name], types) or isinstance(row[name], bool)]
+        if wrong:
+            raise RecordsError(f"the records file {path} has a row with a wrong type of "
+                               f"{', '.join(wrong)} (row {number}); {fix}, or correct the row")
     return rows

@@ -44,6 +44,9 @@ MODELS_DIR_ENV_VAR = "TLCNN_MODELS_DIR"
 TUNING_DIR_ENV_VAR = "TLCNN_TUNING_DIR"
 LOGS_DIR_ENV_VAR = "TLCNN_LOGS_DIR"
 OFFLINE_ENV_VAR = "TLCNN_OFFLINE"
+# Named here, not in tuning, so `tune --help` lists them without importing TensorFlow.
+TUNER_KINDS = ("random", "hyperband", "bayesian")
+SEARCH_SPACE_NAMES = ("paper", "small")
 
 
 # ---------------------------------------------------------------------------- profiles
@@ -62,7 +65,7 @@ class DataBudget:
 
 @dataclass(frozen=True)
 class CifarBudget:
-    """Notebook 03: training the CIFAR-10 model.
+    """Notebook 04: training the CIFAR-10 model.
 
     ``batch_size`` is the fast recipe's; the paper's recipe keeps the paper's batch of
     ``paper_batch_size``. ``time_budget_seconds`` caps each training run (a safety net:
@@ -276,13 +279,14 @@ def logs_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def offline_mode(environ: Mapping[str, str] | None = None) -> bool:
-    """True when ``TLCNN_OFFLINE`` is set (to anything but ``0``): never try the network.
+    """True when ``TLCNN_OFFLINE`` is set to anything but ``0``, ``false``, ``no``, ``off`` or
+    nothing (in any case): never try the network.
 
     Downloads of datasets and pretrained weights are then refused at once with a clear
     message instead of being attempted; the test-suite runs this way.
 
-    >>> offline_mode(environ={"TLCNN_OFFLINE": "1"}), offline_mode(environ={})
+    >>> offline_mode(environ={"TLCNN_OFFLINE": "1"}), offline_mode(environ={"TLCNN_OFFLINE": "false"})
     (True, False)
     """
     env = os.environ if environ is None else environ
-    return env.get(OFFLINE_ENV_VAR, "0") not in ("", "0")
+    return env.get(OFFLINE_ENV_VAR, "").strip().lower() not in ("", "0", "false", "no", "off")

@@ -31,8 +31,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,14 +44,15 @@ from keras import layers
 
 from . import models as model_builders
 from .environment import choose_precision
-from .errors import ModelInputError, TLCNNError
+from .errors import BackupMismatchError, ModelInputError, TLCNNError
 from .evaluation import check_images, check_labels, walk_layers
-from .files import write_json
+from .files import null_nonfinite, read_json, write_json
 from .models import compile_for_classification, make_optimizer
 from .pipelines import make_dataset
 
 RECIPES = ("paper", "fast")
 BACKUP_SUBFOLDER = "tlcnn-backup"
+BACKUP_FINGERPRINT = "fingerprint.json"  # the settings of the run that made a backup
 SCHEDULES = ("constant", "warmup_cosine")
 
 
@@ -216,8 +218,10 @@ class EpochClock(keras.callbacks.Callback):
     """
 
     def __init__(self, images_per_epoch: int, epochs: int, verbose: bool = True,
-                 history_file: str | os.PathLike | None = None, batch_size: int | None = None):
+                 history_file: str | os.PathLike | None = None, batch_size: int | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
         super().__init__()
+        self.clock = clock
         self.images_per_epoch = images_per_epoch
         self.batch_size = batch_size  # with it, an epoch cut short counts only its batches
         self._last_batch = -1
@@ -225,25 +229,29 @@ class EpochClock(keras.callbacks.Callback):
         self.verbose = verbose
         self.history_file = Path(history_file) if history_file else None
         self.rows: list[dict[str, float]] = []
+        self.budget_callbacks: list[Any] = []  # told the seconds spent before a resume
         self.resumed_after_epoch = 0
         self.offset_seconds = 0.0
         self._fit_start = self._epoch_start = self._train_end = 0.0
 
     def on_train_begin(self, logs=None):
-        self._fit_start = time.perf_counter()
+        self._fit_start = self.clock()
         # BackupAndRestore (earlier in the list) has set the epoch to resume after.
         self.resumed_after_epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
         if self.resumed_after_epoch and self.history_file and self.history_file.is_file():
-            saved = json.loads(self.history_file.read_text())
+            saved = read_json(self.history_file, fix=f"delete {self.history_file.parent} to "
+                              "start this run over")
             self.rows = [row for row in saved if row["epoch"] <= self.resumed_after_epoch]
             if self.rows:
                 self.offset_seconds = self.rows[-1]["elapsed_seconds"]
             if self.verbose:
                 print(f"resuming after epoch {self.resumed_after_epoch} from the backup",
                       flush=True)
+        for callback in self.budget_callbacks:  # they run after this one in the list
+            callback.spent_before = self.offset_seconds
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
+        self._epoch_start = self.clock()
         self._train_end = 0.0
         self._last_batch = -1
 
@@ -252,10 +260,10 @@ class EpochClock(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         if self._epoch_start and not self._train_end:
-            self._train_end = time.perf_counter()
+            self._train_end = self.clock()
 
     def on_epoch_end(self, epoch, logs=None):
-        now = time.perf_counter()
+        now = self.clock()
         train_seconds = (self._train_end or now) - self._epoch_start
         row = {"epoch": epoch + 1}
         row.update({k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"})
@@ -267,7 +275,7 @@ class EpochClock(keras.callbacks.Callback):
         row["elapsed_seconds"] = round(self.offset_seconds + now - self._fit_start, 3)
         self.rows.append(row)
         if self.history_file:
-            write_json(self.rows, self.history_file)
+            write_json(null_nonfinite(self.rows), self.history_file)  # a NaN loss: null
         if self.verbose:
             shown = "  ".join(f"{k} {row[k]:.4f}" for k in
                               ("loss", "accuracy", "val_loss", "val_accuracy") if k in row)
@@ -286,24 +294,27 @@ class TimeBudget(keras.callbacks.Callback):
     True
     """
 
-    def __init__(self, seconds: float, verbose: bool = True):
+    def __init__(self, seconds: float, verbose: bool = True,
+                 clock: Callable[[], float] = time.perf_counter):
         super().__init__()
+        self.clock = clock
         if seconds <= 0:
             raise TLCNNError(f"time budget {seconds} s: give a positive number of seconds")
         self.seconds = seconds
         self.verbose = verbose
         self.stopped_at_epoch: int | None = None
+        self.spent_before = 0.0  # seconds of this budget used before a resume
         self._start = self._epoch_start = 0.0
         self._longest = 0.0
 
     def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
+        self._start = self.clock() - self.spent_before
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
+        self._epoch_start = self.clock()
 
     def on_epoch_end(self, epoch, logs=None):
-        now = time.perf_counter()
+        now = self.clock()
         self._longest = max(self._longest, now - self._epoch_start)
         if now - self._start + self._longest > self.seconds:
             self.stopped_at_epoch = epoch + 1
@@ -343,22 +354,25 @@ class WarmupCosineWithinBudget(keras.callbacks.Callback):
     """
 
     def __init__(self, peak: float, total_steps: int, warmup_fraction: float,
-                 budget_seconds: float | None, verbose: bool = True):
+                 budget_seconds: float | None, verbose: bool = True,
+                 clock: Callable[[], float] = time.perf_counter):
         super().__init__()
+        self.clock = clock
         self.peak, self.total_steps = peak, max(1, total_steps)
         self.warmup_fraction, self.budget_seconds = warmup_fraction, budget_seconds
         self.verbose = verbose
         self.stopped = False
         self.progress = 0.0
+        self.spent_before = 0.0  # seconds of this budget used before a resume
         self._start = 0.0
 
     def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
+        self._start = self.clock() - self.spent_before
 
     def _elapsed_fraction(self) -> float:
         if not self.budget_seconds:
             return 0.0
-        return (time.perf_counter() - self._start) / self.budget_seconds
+        return (self.clock() - self._start) / self.budget_seconds
 
     def on_train_batch_begin(self, batch, logs=None):
         step = int(keras_ops_value(self.model.optimizer.iterations))
@@ -402,17 +416,56 @@ class TrainingResult:
         return [row[metric] for row in self.history if metric in row]
 
 
+def check_backup(backup: str | os.PathLike, fingerprint: Mapping[str, Any]) -> None:
+    """Refuse to resume a backup made with other settings; store ``fingerprint`` in a new one.
+
+    Raises :class:`~tlcnn_helpers.errors.BackupMismatchError` naming the folder, what differs
+    and the way out, rather than finishing one run's model with another run's settings.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> check_backup(folder, {"profile": "smoke", "seed": 42})
+    >>> sorted(json.loads((folder / BACKUP_FINGERPRINT).read_text()))
+    ['profile', 'seed']
+    """
+    backup = Path(backup)
+    wanted = json.loads(json.dumps(null_nonfinite(dict(fingerprint))))  # as it reads back
+    stored_file = backup / BACKUP_FINGERPRINT
+    fix = f"delete {backup} to start this run fresh, or pass another backup folder"
+    state = [p for p in backup.iterdir() if p.name != BACKUP_FINGERPRINT] if backup.is_dir() else []
+    if state and not stored_file.is_file():
+        raise BackupMismatchError(f"the backup in {backup} has no {BACKUP_FINGERPRINT} (an older "
+                                  f"version made it), so nothing says it matches this run; {fix}")
+    if state:
+        stored = read_json(stored_file, fix=fix, error=BackupMismatchError)
+        differing = [
+            f"{key}: {stored.get(key)!r} there, {wanted.get(key)!r} now"
+            if not isinstance(wanted.get(key), dict) else f"{key} settings"
+            for key in sorted(set(stored) | set(wanted)) if stored.get(key) != wanted.get(key)]
+        if differing:
+            raise BackupMismatchError(f"the backup in {backup} was made by a run with other "
+                                      f"settings ({'; '.join(differing)}); resuming it would mix "
+                                      f"two runs in one model: {fix}")
+        return
+    write_json(wanted, stored_file)
+
+
 def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
         time_budget_seconds: float | None = None, backup_dir: str | os.PathLike | None = None,
         verbose: bool = True, callbacks: Sequence[Any] = (),
-        batch_size: int | None = None) -> TrainingResult:
+        batch_size: int | None = None, keep_backup: bool = False,
+        clock: Callable[[], float] = time.perf_counter,
+        fingerprint: Mapping[str, Any] | None = None) -> TrainingResult:
     """Train a compiled ``model`` with the course's callbacks and time it.
 
     ``backup_dir`` turns on Keras ``BackupAndRestore`` (in its subfolder ``tlcnn-backup``,
-    removed when training completes): if the process dies, calling ``fit`` again with the
+    removed when training completes, or kept with ``keep_backup`` until the caller has saved
+    the model and calls :func:`remove_backup`): if the process dies, calling ``fit`` again with the
     same folder resumes after the last finished epoch, and the history keeps the epochs
-    finished before the interruption. ``time_budget_seconds`` stops training early
-    (see :class:`TimeBudget`). ``images_per_epoch`` (and ``batch_size``, for an epoch cut
+    finished before the interruption; a resumed run continues its time budget where it was.
+    ``fingerprint`` (the run's settings) is stored in the backup, and a backup made with
+    other settings is refused (:func:`check_backup`). ``time_budget_seconds`` stops training
+    early (see :class:`TimeBudget`); ``clock`` is the time function (tests inject one). ``images_per_epoch`` (and ``batch_size``, for an epoch cut
     short) give the throughput figure.
 
     >>> import numpy as np
@@ -425,22 +478,25 @@ def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
     (1, True)
     """
     backup = Path(backup_dir) / BACKUP_SUBFOLDER if backup_dir is not None else None
+    if backup is not None and fingerprint is not None:
+        check_backup(backup, fingerprint)
     clock = EpochClock(images_per_epoch, epochs, verbose=verbose, batch_size=batch_size,
-                       history_file=backup / "history.json" if backup else None)
+                       history_file=backup / "history.json" if backup else None, clock=clock)
     all_callbacks: list[Any] = [clock, *callbacks]
     budget = None
     if time_budget_seconds:
-        budget = TimeBudget(time_budget_seconds, verbose=verbose)
+        budget = TimeBudget(time_budget_seconds, verbose=verbose, clock=clock.clock)
         all_callbacks.append(budget)
     if backup is not None:
         # First in the list: the backup is written before anything reports the epoch done.
         # double_checkpoint keeps the previous backup if the process dies while writing.
         all_callbacks.insert(0, keras.callbacks.BackupAndRestore(
-            os.fspath(backup), double_checkpoint=True))
-    start = time.perf_counter()
+            os.fspath(backup), double_checkpoint=True, delete_checkpoint=not keep_backup))
+    clock.budget_callbacks = [cb for cb in all_callbacks if hasattr(cb, "spent_before")]
+    start = clock.clock()
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, shuffle=False,
               callbacks=all_callbacks)
-    wall = time.perf_counter() - start
+    wall = clock.clock() - start
     train_seconds = sum(row["train_seconds"] for row in clock.rows)
     images = sum(row.get("images", images_per_epoch) for row in clock.rows)
     wall += clock.offset_seconds  # time spent before a resume
@@ -452,17 +508,34 @@ def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
         resumed_after_epoch=clock.resumed_after_epoch)
 
 
+def remove_backup(backup_dir: str | os.PathLike | None) -> None:
+    """Delete the backup :func:`fit` made in ``backup_dir`` (only its ``tlcnn-backup`` subfolder).
+
+    Call it once the trained model and its report are saved (``fit(..., keep_backup=True)``).
+
+    >>> import tempfile
+    >>> remove_backup(tempfile.mkdtemp())  # nothing there: nothing to do
+    """
+    if backup_dir is not None:
+        shutil.rmtree(Path(backup_dir) / BACKUP_SUBFOLDER, ignore_errors=True)
+
+
 def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
                  val: tuple[np.ndarray, np.ndarray] | None, *, num_classes: int, seed: int = 0,
                  time_budget_seconds: float | None = None,
                  backup_dir: str | os.PathLike | None = None, verbose: bool = True,
-                 model=None, callbacks: Sequence[Any] = ()) -> TrainingResult:
+                 model=None, callbacks: Sequence[Any] = (),
+                 keep_backup: bool = False, run_facts: Mapping[str, Any] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> TrainingResult:
     """Train ``recipe`` on ``train`` = (uint8 images, int labels), validating on ``val``.
 
     Seeds Python, NumPy and Keras with ``seed`` first, so without a time budget the same
     call gives the same model; with ``time_budget_seconds`` the run stops where the
-    machine's speed lets it, so a re-run can end elsewhere and give other numbers. ``model`` replaces the recipe's freshly built model (it is re-compiled with the
-    recipe's optimizer); see :func:`fit` for ``backup_dir``. ``time_budget_seconds`` stops
+    machine's speed lets it, so a re-run can end elsewhere and give other numbers. ``model``
+    replaces the recipe's freshly built model (it is re-compiled with the recipe's
+    optimizer); see :func:`fit` for ``backup_dir``: its fingerprint is the recipe, seed,
+    data sizes and budget plus ``run_facts`` (profile, data source...), so a backup made by
+    another run is refused, not resumed. ``time_budget_seconds`` stops
     training in time; with the warm-up + cosine schedule the whole schedule is fitted into
     the budget (:class:`WarmupCosineWithinBudget`), otherwise training stops after the last
     epoch that fits (:class:`TimeBudget`).
@@ -478,7 +551,7 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
         # The schedule is driven by a callback that fits it into the time budget.
         budgeted = WarmupCosineWithinBudget(recipe.learning_rate, recipe.epochs * steps_per_epoch,
                                             recipe.warmup_fraction, time_budget_seconds,
-                                            verbose=verbose)
+                                            verbose=verbose, clock=clock)
         compiled_recipe = replace(recipe, schedule="constant")
         callbacks = [budgeted, *callbacks]
     if model is None:
@@ -495,10 +568,14 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
         val_ds = make_dataset(*val, num_classes=num_classes, batch_size=256)
     if verbose:
         print(recipe.describe(), flush=True)
+    fingerprint = {"recipe": asdict(recipe), "seed": seed, "train_images": len(x),
+                   "val_images": 0 if val is None else len(val[0]), "num_classes": num_classes,
+                   "time_budget_seconds": time_budget_seconds, **(run_facts or {})}
     result = fit(model, train_ds, val_ds, epochs=recipe.epochs, images_per_epoch=len(x),
                  time_budget_seconds=None if budgeted else time_budget_seconds,
                  backup_dir=backup_dir, verbose=verbose, callbacks=callbacks,
-                 batch_size=recipe.batch_size)
+                 batch_size=recipe.batch_size, keep_backup=keep_backup, clock=clock,
+                 fingerprint=fingerprint)
     if budgeted is not None:
         result.stopped_by_time_budget = budgeted.stopped
     return result
@@ -532,7 +609,7 @@ def training_report(result: TrainingResult, metrics: dict[str, float], *, recipe
         "history": result.history,
     }
     report.update(extra)
-    return report
+    return null_nonfinite(report)  # strict JSON: a diverged loss is reported as null
 
 
 # ---------------------------------------------------------------------------- transfer learning: head, fine-tuning, from scratch

@@ -47,23 +47,28 @@ import numpy as np
 
 from . import compat
 from .data import stratified_split, stratified_subset
-from .errors import ReusedSearchWarning, SearchSpaceMismatchError, TuningError
+from .errors import (
+    ReusedSearchWarning,
+    SearchFolderInUseError,
+    SearchSpaceMismatchError,
+    TuningError,
+)
 from .evaluation import evaluate
-from .files import write_json
+from .files import folder_lock, null_nonfinite, read_json, write_json
 from .memory import custom_gradient_names, release_custom_gradients
 from .models import compile_for_classification, make_optimizer, paper_cnn
-from .settings import logs_dir, tuning_dir
+from .settings import TUNER_KINDS, logs_dir, tuning_dir
 
 if TYPE_CHECKING:
     from .settings import Profile
 
-TUNER_KINDS = ("random", "hyperband", "bayesian")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 OBJECTIVE = "val_accuracy"
 STL10_INPUT_SHAPE = (96, 96, 3)
 MAX_FILTERS = 256  # the widest block of the paper's CIFAR model
-FINGERPRINT_FILE = "tlcnn_search.json"
+FINGERPRINT_FILE = "tlcnn_search.json"  # the marker: this course made the folder
 TRIAL_INFO_FILE = "tlcnn_trial.json"
+LOCK_FILE = "tlcnn_search.lock"
 
 
 def default_project_name(kind: str, profile_name: str) -> str:
@@ -76,7 +81,7 @@ def default_project_name(kind: str, profile_name: str) -> str:
 
 
 def _write_json_compact(path: str | os.PathLike, obj: Any) -> None:
-    write_json(obj, path, indent=None)
+    write_json(null_nonfinite(obj), path, indent=None)  # a diverged trial's NaN becomes null
 
 
 # ---------------------------------------------------------------------------- the space
@@ -417,7 +422,7 @@ def trial_infos(project_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
         except (OSError, json.JSONDecodeError):
             continue
         info_file = trial_file.parent / TRIAL_INFO_FILE
-        info = json.loads(info_file.read_text()) if info_file.exists() else {}
+        info = read_json(info_file, fix=FRESH, error=TuningError) if info_file.exists() else {}
         info.update(trial_id=state["trial_id"], status=state["status"], score=state["score"],
                     hyperparameters=state["hyperparameters"]["values"])
         infos[state["trial_id"]] = info
@@ -443,7 +448,7 @@ def _check_fingerprint(project_dir: Path, fingerprint: dict[str, Any]) -> None:
                 f"did not make (no {FINGERPRINT_FILE}); pass another directory or project "
                 f"name, or start fresh (overwrite=True, or --fresh) to delete it")
         return
-    stored = json.loads(stored_file.read_text())
+    stored = read_json(stored_file, fix=FRESH, error=TuningError)
     if stored.get("sha256") == fingerprint["sha256"]:
         return
     old, new = stored.get("described", {}), fingerprint["described"]
@@ -453,6 +458,43 @@ def _check_fingerprint(project_dir: Path, fingerprint: dict[str, Any]) -> None:
         f"(differs in: {', '.join(differing)}); reusing it would mix trials of two searches. "
         f"Pass another project name or directory, or start fresh (overwrite=True, or --fresh) "
         f"to delete its {len(completed_trials(project_dir))} completed trials")
+
+
+FRESH = "start the search over with --fresh (overwrite=True), or move the folder away"
+
+
+def _empty_for_fresh(project_dir: Path) -> None:  # only a folder this course made
+    entries = [p for p in project_dir.iterdir() if p.name != LOCK_FILE]
+    if entries and not (project_dir / FINGERPRINT_FILE).exists():
+        raise TuningError(f"{project_dir} holds no {FINGERPRINT_FILE}, so the course did not make "
+                          f"it and --fresh (overwrite=True) will not delete it; delete it yourself")
+    for entry in entries:  # the lock file stays: another process may be waiting on it
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def check_project_name(project_name: str) -> str:
+    """A search's folder name must be one plain name, so it stays inside the tuning folder.
+
+    >>> check_project_name("stl10_random_smoke")  # "..", "." or "a/b" raise TuningError
+    'stl10_random_smoke'
+    """
+    name = str(project_name)
+    if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        raise TuningError(f"--project {name!r} must be one plain folder name (such as "
+                          f"stl10_random_smoke), not a path: searches live in the tuning folder")
+    return name
+
+
+def lock_search_folder(project_dir: str | os.PathLike):
+    """Hold ``project_dir``: a second search there gets :class:`SearchFolderInUseError`.
+
+    >>> with lock_search_folder(Path(tempfile.mkdtemp()) / "p") as lock_file:
+    ...     lock_file.name
+    'tlcnn_search.lock'
+    """
+    return folder_lock(project_dir, LOCK_FILE, SearchFolderInUseError,
+                       "two searches in one folder would overwrite each other's trials: wait "
+                       "for it to finish, or pass another project name (--project)")
 
 
 def prepare_search_folder(kind: str, hypermodel: STL10HyperModel, *, directory: Path,
@@ -478,18 +520,20 @@ def prepare_search_folder(kind: str, hypermodel: STL10HyperModel, *, directory: 
     if epochs_per_trial < 1 or hyperband_max_epochs < 1:
         raise TuningError(f"epochs_per_trial={epochs_per_trial} and hyperband_max_epochs="
                           f"{hyperband_max_epochs}: both must be at least 1")
-    project_dir = Path(directory) / project_name
+    project_dir = Path(directory) / check_project_name(project_name)
     epochs_setting = ({"hyperband_max_epochs": hyperband_max_epochs} if kind == "hyperband"
                       else {"epochs_per_trial": epochs_per_trial})
     fingerprint = hypermodel.fingerprint(kind, seed=seed, **epochs_setting)
+    if project_dir.exists() and not overwrite:
+        # keras-tuner would fail on a damaged file with a bare JSONDecodeError, naming nothing.
+        for path in sorted([*project_dir.glob("*.json"), *project_dir.glob("trial_*/*.json")]):
+            read_json(path, fix=FRESH, error=TuningError)
+        _check_fingerprint(project_dir, fingerprint)
     if compat.is_worker_process():
-        if project_dir.exists():
-            _check_fingerprint(project_dir, fingerprint)
         return project_dir
     if overwrite and project_dir.exists():
-        shutil.rmtree(project_dir)
+        _empty_for_fresh(project_dir)
     elif project_dir.exists():
-        _check_fingerprint(project_dir, fingerprint)
         done = completed_trials(project_dir)
         if done and warn_reuse:
             more = max(0, max_trials - len(done))

@@ -13,14 +13,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CourseError
-from ..settings import PROFILE_ENV_VAR, RECORDS_DIR_ENV_VAR, get_profile, repo_root
+from ..settings import (
+    DATA_DIR_ENV_VAR,
+    LOGS_DIR_ENV_VAR,
+    MODELS_DIR_ENV_VAR,
+    PROFILE_ENV_VAR,
+    RECORDS_DIR_ENV_VAR,
+    TUNING_DIR_ENV_VAR,
+    get_profile,
+    repo_root,
+)
+
+# Folder variables a kernel inherits: it runs in notebooks/, so relative ones are made absolute.
+FOLDER_ENV_VARS = (DATA_DIR_ENV_VAR, MODELS_DIR_ENV_VAR, TUNING_DIR_ENV_VAR, LOGS_DIR_ENV_VAR)
 
 
 @dataclass(frozen=True)
@@ -57,25 +68,50 @@ def find_notebooks(folder: Path, names: Sequence[str] | None = None) -> list[Pat
     return picked
 
 
+def _kernel_manager_logging_to(log) -> type:
+    """A kernel manager whose kernels write their own stdout and stderr (ZeroMQ transport
+    warnings, TensorFlow's C++ lines) to ``log``, not over the course's progress table."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw.update(stdout=log, stderr=log)
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return LoggedKernelManager
+
+
 def run_notebook(notebook: Path, out_dir: Path, profile: str, records_dir: Path,
                  timeout: float | None = None) -> NotebookRun:
-    """Execute one notebook with papermill; never raises for a failing cell."""
+    """Execute one notebook with papermill; never raises for a failing cell.
+
+    The kernel's own output goes to ``<out_dir>/kernel-logs/<notebook>.log``.
+    """
     import papermill
 
-    saved = {var: os.environ.get(var) for var in (PROFILE_ENV_VAR, RECORDS_DIR_ENV_VAR)}
+    saved = {var: os.environ.get(var)
+             for var in (PROFILE_ENV_VAR, RECORDS_DIR_ENV_VAR, *FOLDER_ENV_VARS)}
     os.environ[PROFILE_ENV_VAR] = profile
     os.environ[RECORDS_DIR_ENV_VAR] = str(Path(records_dir).resolve())
+    for var in FOLDER_ENV_VARS:  # relative to where the course was started, not notebooks/
+        if os.environ.get(var):
+            os.environ[var] = os.path.abspath(os.path.expanduser(os.environ[var]))
+    log_path = Path(out_dir) / "kernel-logs" / f"{notebook.stem}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(notebook), str(out_dir / notebook.name), parameters={"PROFILE": profile},
-            cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
-            execution_timeout=timeout)
+        with open(log_path, "wb") as log:
+            papermill.execute_notebook(
+                str(notebook), str(out_dir / notebook.name), parameters={"PROFILE": profile},
+                cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
+                execution_timeout=timeout,
+                kernel_manager_class=_kernel_manager_logging_to(log))
         status = "ok"
     except papermill.PapermillExecutionError as err:
         status = f"failed: {err.ename} in cell {err.exec_count} (see {out_dir / notebook.name})"
     except Exception as err:  # kernel died, timeout, ...: reported in the table, run goes on
-        status = f"failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        status = (f"failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                  f" (kernel log: {log_path})")
     finally:
         for var, value in saved.items():
             if value is None:
@@ -119,13 +155,17 @@ def run_course(profile: str, out_dir: Path, names: Sequence[str] | None = None,
 
     get_profile(profile)  # an unknown name fails before anything runs
     _require_papermill()  # and so does a missing runner, before last run's records go
-    notebooks = find_notebooks(notebooks_dir or repo_root() / "notebooks", names)
+    notebooks_dir = Path(notebooks_dir or repo_root() / "notebooks").resolve()
+    notebooks = find_notebooks(notebooks_dir, names)
     out_dir = Path(out_dir).resolve()  # kernels run in notebooks/: relative paths would move
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir == notebooks_dir:
+        raise CourseError(f"--out {out_dir} is the folder of the source notebooks: their executed "
+                          f"copies would overwrite them; choose another folder, such as "
+                          f"{repo_root() / 'build' / 'course'}")
     records_dir = out_dir / "records"
-    if records_dir.exists():  # last run's records would mix with this run's
-        shutil.rmtree(records_dir)
-    records_dir.mkdir()
+    records_dir.mkdir(parents=True, exist_ok=True)
+    for notebook in notebooks:  # only this run's notebooks: other records (interactive) stay
+        (records_dir / f"{notebook.stem}.json").unlink(missing_ok=True)
     runs = []
     for notebook in notebooks:
         print(f"running {notebook.name} (profile {profile}) ...", flush=True)

@@ -13,6 +13,7 @@ command is run again. ``--from-model`` starts from a saved model instead of a ne
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -29,8 +30,9 @@ def register(subparsers) -> None:
     parser.add_argument("dataset", choices=DATASETS,
                         help="cifar10 (32x32); stl10 (96x96) needs a model built for 96x96")
     parser.add_argument("--recipe", choices=("paper", "fast"), default="fast")
-    parser.add_argument("--profile", default="teach",
-                        help="smoke (synthetic data), teach or paper: budgets and data source")
+    parser.add_argument("--profile", default=None,
+                        help="smoke (synthetic data), teach or paper: budgets and data source "
+                             "(default: TLCNN_PROFILE, else teach)")
     parser.add_argument("--data-dir", default=None,
                         help="folder holding cifar-10-batches-py/ (default: TLCNN_DATA_DIR or data/)")
     parser.add_argument("--no-download", action="store_true",
@@ -53,15 +55,17 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import files
     from ..data import dataset_status, load_dataset, train_val_split
     from ..errors import DatasetNotFoundError
     from ..evaluation import check_images, evaluate
-    from ..files import load_model, save_model, write_json
-    from ..settings import default_data_dir, get_profile
-    from ..training import get_recipe, train_recipe, training_report
+    from ..files import check_output_file, load_model, write_json
+    from ..settings import default_data_dir, get_profile, resolve_profile
+    from ..training import get_recipe, remove_backup, train_recipe, training_report
 
     started = time.perf_counter()
-    profile = get_profile(args.profile)
+    # As in tune: an explicit --profile wins, else TLCNN_PROFILE, else teach.
+    profile = get_profile(args.profile) if args.profile else resolve_profile("teach")
     out, report_path = Path(args.out), Path(args.report)
     if out.suffix != ".keras":
         raise CourseError(f"--out {out}: the model is saved in Keras 3's format; "
@@ -69,8 +73,18 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise CourseError(f"{flag} {value}: give a whole number of at least 1")
-    if args.time_budget is not None and args.time_budget <= 0:
-        raise CourseError(f"--time-budget {args.time_budget}: give a positive number of seconds")
+    if args.time_budget is not None and not (math.isfinite(args.time_budget)
+                                             and args.time_budget > 0):
+        raise CourseError(f"--time-budget {args.time_budget}: give a positive, finite number of "
+                          f"seconds (leave it out for no limit)")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        raise CourseError(f"--seed {args.seed}: give a whole number from 0 to {2**32 - 1}")
+    # Both outputs are checked now: found unwritable after training, the training is lost.
+    check_output_file(out, "--out")
+    check_output_file(report_path, "--report")
+    if out.resolve() == report_path.resolve():
+        raise CourseError(f"--report {report_path} is the same file as --out: the JSON report "
+                          f"would replace the model; give the report another name")
     start_model = load_model(args.from_model) if args.from_model else None
 
     if args.no_download and not profile.is_synthetic:
@@ -84,24 +98,32 @@ def run(args: argparse.Namespace) -> int:
                                                         download=not args.no_download)
     if start_model is not None:
         check_images(start_model, x_train, f"{args.dataset} ({args.from_model})")
+    num_classes = int(max(y_train.max(), y_test.max()) + 1)
+    if start_model is not None and start_model.output_shape[-1] != num_classes:
+        raise CourseError(
+            f"--from-model {args.from_model} predicts {start_model.output_shape[-1]} classes but "
+            f"{args.dataset} has {num_classes} here; start from a model trained on the same "
+            f"classes, or leave out --from-model to build a new one")
     seed = profile.seed if args.seed is None else args.seed
     train, val = train_val_split(x_train, y_train, args.val_fraction, seed=seed)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size))
                  if v is not None}
     recipe = get_recipe(args.recipe, profile, **overrides)
     budget = args.time_budget if args.time_budget is not None else profile.cifar.time_budget_seconds
-    num_classes = int(max(y_train.max(), y_test.max()) + 1)
     result = train_recipe(recipe, (train.x, train.y), (val.x, val.y), num_classes=num_classes,
                           seed=seed, time_budget_seconds=budget, backup_dir=args.backup_dir,
-                          verbose=not args.quiet, model=start_model)
+                          verbose=not args.quiet, model=start_model, keep_backup=True,
+                          run_facts={"profile": profile.name, "data_source": profile.data_source,
+                                     "dataset": args.dataset, "from_model": args.from_model})
     metrics = evaluate(result.model, x_test, y_test)
-    save_model(result.model, out)
+    files.save_model(result.model, out)
     report = training_report(
         result, metrics, recipe=recipe, profile=profile.name, data_source=profile.data_source,
         dataset=args.dataset, seed=seed, model_path=str(out), parameters=result.model.count_params(),
         train_images=len(train), val_images=len(val), test_images=len(y_test),
         total_seconds=round(time.perf_counter() - started, 3))
     write_json(report, report_path)
+    remove_backup(args.backup_dir)  # only now: a failed save above can still resume
     if not args.quiet:
         print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
               f"after {result.epochs} epochs ({result.train_seconds:.0f} s training); "

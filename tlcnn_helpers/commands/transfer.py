@@ -54,12 +54,13 @@ def run_transfer(model_path: Path, out: Path, input_shape: tuple[int, ...] | Non
 
     >>> report = run_transfer(Path("model.keras"), Path("model96.keras"), (96, 96, 3))  # doctest: +SKIP
     """
-    from ..files import save_model
+    from ..files import check_output_file, save_model
     from ..transfer import check_input_shape, make_size_agnostic, with_input_shape
 
     if out.suffix != ".keras":
         raise CourseError(f"--out {out}: Keras 3 saves whole models as .keras files; use that "
                           f"suffix")
+    check_output_file(out, "--out")
     if out.resolve() == model_path.resolve():
         raise CourseError(f"--out {out} is the input model: choose another file so the original "
                           f"is kept")

@@ -29,17 +29,14 @@ import time
 import warnings
 from pathlib import Path
 
-from ..data import SHARED_CLASSES
-from ..settings import get_profile, resolve_profile
+from ..settings import SEARCH_SPACE_NAMES, TUNER_KINDS, get_profile, resolve_profile
 
 DATASETS = ("stl10",)
 ROLES = ("chief", "worker")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``tune`` command to the course's command line."""
-    from ..tuning import SEARCH_SPACES, TUNER_KINDS
-
+    """Add the ``tune`` command to the course's command line (without importing TensorFlow)."""
     parser = subparsers.add_parser(
         "tune", help="search the STL-10 model's hyperparameters with keras-tuner",
         description="The paper's hyperparameter search for the STL-10 model (random search), "
@@ -61,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--images-per-class", type=int, default=None,
                         help="training images per class for the search and the retraining "
                              "(default: the profile's)")
-    parser.add_argument("--space", choices=tuple(SEARCH_SPACES), default=None,
+    parser.add_argument("--space", choices=SEARCH_SPACE_NAMES, default=None,
                         help="the search space (default: the profile's)")
     parser.add_argument("--tuning-dir", default=None,
                         help="where searches keep their state (default: TLCNN_TUNING_DIR, "
@@ -98,6 +95,11 @@ def _check_arguments(args: argparse.Namespace, max_trials: int, epochs: int) -> 
     if args.workers is not None and not (args.distributed or args.role == "chief"):
         raise TuningError("--workers only applies with --distributed (or --role chief); "
                           "add --distributed to run the workers on this machine")
+    cores = os.cpu_count() or 1
+    if args.workers is not None and args.workers > 4 * cores:
+        raise TuningError(f"--workers {args.workers}: this machine has {cores} cores; each "
+                          f"worker trains its own model, so more than {4 * cores} workers only "
+                          f"slow each other down (and may run out of memory): use fewer")
     if args.timeout is not None and not args.distributed:
         raise TuningError("--timeout only applies with --distributed")
     if args.distributed and args.role:
@@ -138,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     """Search, retrain the best model, evaluate it on the test split, report."""
     import keras
 
-    from .. import distributed, files, settings, tuning
+    from .. import distributed, settings, tuning
+    from ..data import SHARED_CLASSES
 
     started = time.perf_counter()
     profile = get_profile(args.profile) if args.profile else resolve_profile("teach")
@@ -147,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
     args.epochs = budget.epochs_per_trial if args.epochs is None else args.epochs
     args.space = args.space or budget.search_space
     args.tuning_dir = Path(args.tuning_dir) if args.tuning_dir else settings.tuning_dir()
-    args.project = args.project or tuning.default_project_name(args.tuner, profile.name)
+    if args.project is None:
+        args.project = tuning.default_project_name(args.tuner, profile.name)
+    tuning.check_project_name(args.project)
     _check_arguments(args, args.max_trials, args.epochs)
 
     if args.images_per_class is not None:
@@ -180,6 +185,17 @@ def run(args: argparse.Namespace) -> int:
                          epochs=args.epochs, verbose=0,
                          callbacks=[tuning.tensorboard_callback(args.project)])
         return 0
+
+    # One search per folder: a second one would overwrite this one's trials. keras-tuner's own
+    # chief and workers (--role, above) share the folder legitimately.
+    with tuning.lock_search_folder(Path(args.tuning_dir) / args.project):
+        return _search_and_report(args, profile, budget, hypermodel, settings, data, loaded,
+                                  started)
+
+
+def _search_and_report(args: argparse.Namespace, profile, budget, hypermodel, settings, data,
+                       loaded, started: float) -> int:
+    from .. import distributed, files, tuning
 
     distributed_run = None
     if args.distributed:
@@ -226,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
         report.update(workers=args.workers, trials_by_worker=summary.trials_by_tuner(),
                       process_logs=distributed_run.logs)
     if args.report:
-        files.write_json(report, args.report, indent=None)
+        files.write_json(files.null_nonfinite(report), args.report, indent=None)
     shown = {k: report[k] for k in ("tuner", "trials_completed", "best_score",
                                     "seconds_per_trial", "test_accuracy", "test_loss")}
     print(json.dumps({**shown, "best_hyperparameters": summary.best_hyperparameters}, indent=1))
