@@ -38,7 +38,7 @@ REUSED_STATE_MARK = "ReusedSearchWarning"
 # chance 0.111), so a run that learns nothing fails. Measured on the 2-core CI machine with
 # `python -m tlcnn_helpers course --profile smoke` (notebooks in order, 06 after 04).
 # (notebook, experiment, metric): (floor, why)
-# No floor for notebook 04: its smoke search (2 trials of 1 epoch on 288 images) scores at
+# No floor for notebook 05: its smoke search (2 trials of 1 epoch on 288 images) scores at
 # chance on validation (0.111-0.125 measured), so its test accuracy (0.089-0.220 measured
 # across splitters) says nothing about learning.
 SMOKE_FLOORS = {

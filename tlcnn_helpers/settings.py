@@ -81,7 +81,7 @@ class CifarBudget:
 
 @dataclass(frozen=True)
 class TuningBudget:
-    """Notebook 04: the keras-tuner searches on STL-10."""
+    """Notebook 05: the keras-tuner searches on STL-10."""
 
     max_trials: int
     epochs_per_trial: int
@@ -96,7 +96,7 @@ class TuningBudget:
 
 @dataclass(frozen=True)
 class TransferBudget:
-    """Notebook 05: moving the CIFAR model to 96x96 images."""
+    """Notebook 06: moving the CIFAR model to 96x96 images."""
 
     source_epochs: int
     head_epochs: int
