@@ -101,16 +101,26 @@ def test_bad_arguments_are_refused_before_training(tmp_path, capsys, flags, matc
 
 
 RESUMABLE_RUN = textwrap.dedent("""
-    import json, sys
+    import json, os, sys
+    import keras
     import numpy as np
     from tlcnn_helpers.training import get_recipe, train_recipe
+
+    class HoldAfterEpoch(keras.callbacks.Callback):
+        # After the backup of epoch HOLD_AFTER_EPOCH is written, wait to be killed: the
+        # test kills on an event, not on a race with epoch 3.
+        def on_epoch_end(self, epoch, logs=None):
+            if os.environ.get("HOLD_AFTER_EPOCH") == str(epoch + 1):
+                print("HELD", flush=True)
+                sys.stdin.readline()
     rng = np.random.default_rng(0)
     y = np.arange(64) % 2
     x = rng.integers(0, 80, (64, 32, 32, 3)).astype("uint8")
     x[..., 1] += (y * 120).astype("uint8")[:, None, None]
     recipe = get_recipe("paper", epochs=4, batch_size=16,
                         model_options={"filters": (4, 4, 4, 4), "dense_units": 8})
-    result = train_recipe(recipe, (x, y), (x, y), num_classes=2, seed=0, backup_dir=sys.argv[1])
+    result = train_recipe(recipe, (x, y), (x, y), num_classes=2, seed=0, backup_dir=sys.argv[1],
+                          callbacks=[HoldAfterEpoch()])
     print("RESULT", json.dumps({"history": result.history,
                                 "resumed_after_epoch": result.resumed_after_epoch,
                                 "iterations": int(result.model.optimizer.iterations)}))
@@ -126,11 +136,12 @@ def test_a_killed_run_resumes_after_its_last_finished_epoch(tmp_path):
     command = [sys.executable, str(script), str(backup)]
 
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             text=True, env=env, cwd=tmp_path)
+                             stdin=subprocess.PIPE, text=True, env={**env, "HOLD_AFTER_EPOCH": "2"},
+                             cwd=tmp_path)
     printed = []
     for line in child.stdout:
         printed.append(line)
-        if line.startswith("epoch 2/4"):
+        if line.startswith("HELD"):  # epoch 2 is backed up and the child waits
             child.send_signal(signal.SIGKILL)  # no chance to clean up, like a crash
             break
     child.wait(timeout=60)
