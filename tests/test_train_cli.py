@@ -79,7 +79,7 @@ def test_no_download_never_replaces_a_damaged_archive(tmp_path, capsys):
 @pytest.mark.slow
 def test_images_that_do_not_fit_the_model_point_to_the_transfer_notebook(tmp_path, capsys):
     cifar_model = tmp_path / "cifar.keras"
-    paper_cnn(dense_units=8, compile=False).save(cifar_model)
+    paper_cnn(dense_units=8).save(cifar_model)
     code = main(["train", "stl10", "--profile", "smoke", "--from-model", str(cifar_model),
                  "--out", str(tmp_path / "m.keras"), "--report", str(tmp_path / "r.json")])
     assert code == 2

@@ -252,19 +252,18 @@ def test_launch_distributed_reports_a_failing_worker_and_stops_the_others(tmp_pa
         if role == "chief":  # would run for a minute if not stopped
             return _python(f"import os, time; open({str(pid_file)!r}, 'w').write("
                            "str(os.getpid())); time.sleep(60)")
-        if role == "worker1":
-            return _python("import sys; print('worker1 is broken'); sys.exit(3)")
+        if role == "worker1":  # fails once the chief has written its pid: an event, no race
+            return _python(f"import os, sys, time\nfor _ in range(3000):\n"
+                           f"    if os.path.exists({str(pid_file)!r}) and open({str(pid_file)!r}).read(): break\n"
+                           f"    time.sleep(0.02)\n"
+                           "print('worker1 is broken'); sys.exit(3)")
         return _python("import time; time.sleep(60)")
 
     started = time.perf_counter()
     with pytest.raises(errors.TuningError, match=r"worker1 failed \(exit code 3\)[\s\S]*broken"):
         distributed.launch_distributed(command, 2, log_dir=tmp_path)
     assert time.perf_counter() - started < 30
-    for _ in range(50):  # the chief may take a moment to write its pid
-        if pid_file.exists() and pid_file.read_text():
-            break
-        time.sleep(0.1)
-    chief_pid = int(pid_file.read_text())
+    chief_pid = int(pid_file.read_text())  # written before worker1 failed
     import psutil
 
     assert not psutil.pid_exists(chief_pid) or \

@@ -140,5 +140,5 @@ def test_chief_and_two_workers_share_the_trials_and_the_best_model_can_be_retrie
         smoke, tuning=dataclasses.replace(smoke.tuning, images_per_class=IMAGES_PER_CLASS)))
     probabilities = best_model.predict(data.x_val, verbose=0)
     assert probabilities.shape == (len(data.x_val), 9)
-    accuracy = float(np.mean(probabilities.argmax(1) == data.y_val.argmax(1)))
+    accuracy = float(np.mean(probabilities.argmax(1) == data.y_val))
     assert accuracy == pytest.approx(report["best_score"], abs=1.5 / len(data.x_val))
