@@ -4,7 +4,12 @@ Each command lives in ``tlcnn_helpers/commands/<name>.py`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the
 parsed arguments and returning an exit code.
 
->>> main(["--help"])  # doctest: +SKIP
+>>> try:
+...     main(["--help"])
+... except SystemExit as done:
+...     print("exit code", done.code)  # doctest: +ELLIPSIS
+usage: python -m tlcnn_helpers ...
+exit code 0
 """
 
 from __future__ import annotations

@@ -462,11 +462,18 @@ def stratified_split(labels: np.ndarray, held_out: float | int, seed: int = 0
     >>> kept, held = stratified_split(np.array([0] * 6 + [1] * 4), 0.5, seed=0)
     >>> len(kept), np.bincount(np.array([0] * 6 + [1] * 4)[held]).tolist()
     (5, [3, 2])
+    >>> held = stratified_split(np.repeat(np.arange(9), 4), 0.2)[1]  # 20% of 36 is 7.2
+    >>> np.bincount(np.repeat(np.arange(9), 4)[held]).tolist()  # still one of each class
+    [1, 1, 1, 1, 1, 1, 1, 1, 1]
     """
     from sklearn.model_selection import train_test_split
 
     labels = np.asarray(labels)
     rows = np.arange(len(labels))
+    classes = len(np.unique(labels))
+    if isinstance(held_out, float) and classes and len(labels) >= 2 * classes:
+        # At least one of each class is held out, however small the share.
+        held_out = min(max(math.ceil(held_out * len(labels)), classes), len(labels) - classes)
     try:
         kept, held = train_test_split(rows, test_size=held_out, stratify=labels,
                                       random_state=seed)

@@ -5,8 +5,13 @@ Each notebook in ``notebooks/`` runs with papermill (``PROFILE`` injected into i
 notebooks' recorded metrics go to ``<out>/records/`` and become ``results.md`` and
 ``results.html``. Nothing is downloaded in the ``smoke`` profile.
 
+``make course`` runs ``main(["course", "--profile", "smoke", "--out", "build/course"])``; the
+source notebooks are never an output folder:
+
 >>> from tlcnn_helpers.cli import main
->>> main(["course", "--profile", "smoke", "--out", "build/course"])  # doctest: +SKIP
+>>> from tlcnn_helpers.settings import repo_root
+>>> main(["course", "--profile", "smoke", "--out", str(repo_root() / "notebooks")])
+2
 """
 
 from __future__ import annotations

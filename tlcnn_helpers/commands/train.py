@@ -5,9 +5,16 @@ the test accuracy and loss, epochs, timings, throughput and a per-epoch history.
 ``--backup-dir`` an interrupted run resumes from its last finished epoch when the same
 command is run again. ``--from-model`` starts from a saved model instead of a new one.
 
+>>> import json, tempfile
+>>> from pathlib import Path
 >>> from tlcnn_helpers.cli import main
->>> main(["train", "cifar10", "--recipe", "fast", "--profile", "smoke",
-...       "--out", "m.keras", "--report", "r.json"])  # doctest: +SKIP
+>>> work = Path(tempfile.mkdtemp())
+>>> main(["train", "cifar10", "--recipe", "fast", "--profile", "smoke", "--epochs", "1",
+...       "--data-dir", str(work), "--out", str(work / "m.keras"),
+...       "--report", str(work / "r.json"), "--quiet"])
+0
+>>> json.loads((work / "r.json").read_text())["epochs"]
+1
 """
 
 from __future__ import annotations

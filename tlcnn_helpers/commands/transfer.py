@@ -5,9 +5,17 @@ size: Flatten becomes global pooling), copies every weight that fits, prints the
 and saves the result to ``--out`` (written atomically; an existing file is only replaced
 with ``--overwrite``).
 
+>>> import tempfile
+>>> from pathlib import Path
 >>> from tlcnn_helpers.cli import main
->>> main(["transfer", "--model", "model.keras", "--input-shape", "96,96,3",
-...       "--out", "model96.keras"])  # doctest: +SKIP
+>>> from tlcnn_helpers.models import paper_cnn
+>>> work = Path(tempfile.mkdtemp())
+>>> paper_cnn(filters=(4, 4, 8, 8), dense_units=8).save(work / "model.keras")
+>>> main(["transfer", "--model", str(work / "model.keras"), "--input-shape", "96,96,3",
+...       "--out", str(work / "model96.keras")])  # doctest: +ELLIPSIS
+layer ...
+hidden1 ...re-initialised...
+0
 """
 
 from __future__ import annotations
@@ -52,7 +60,15 @@ def run_transfer(model_path: Path, out: Path, input_shape: tuple[int, ...] | Non
                  overwrite: bool = False):
     """Load, transfer, report, save; returns the :class:`~tlcnn_helpers.transfer.TransferReport`.
 
-    >>> report = run_transfer(Path("model.keras"), Path("model96.keras"), (96, 96, 3))  # doctest: +SKIP
+    >>> import tempfile
+    >>> from tlcnn_helpers.models import paper_cnn
+    >>> work = Path(tempfile.mkdtemp())
+    >>> paper_cnn(filters=(4, 4, 8, 8), dense_units=8).save(work / "model.keras")
+    >>> report = run_transfer(work / "model.keras", work / "any.keras", size_agnostic=True)
+    ... # doctest: +ELLIPSIS
+    layer ...
+    >>> report.folded
+    ['hidden1']
     """
     from ..files import check_output_file, save_model
     from ..transfer import check_input_shape, make_size_agnostic, with_input_shape

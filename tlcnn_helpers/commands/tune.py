@@ -13,9 +13,13 @@ gathers their results. Across several machines, start one process per machine wi
 (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``), then run
 the same command without ``--role`` on the chief's machine to retrain and report.
 
+A search runs like this (``tests/test_tune_cli.py`` runs it); arguments that could lose work
+are refused before anything starts, here a project outside the search folder:
+
 >>> from tlcnn_helpers.cli import main
 >>> main(["tune", "stl10", "--tuner", "random", "--max-trials", "2", "--profile", "smoke",
-...       "--report", "build/tune.json"])  # doctest: +SKIP
+...       "--project", "..", "--fresh"])
+2
 """
 
 from __future__ import annotations
