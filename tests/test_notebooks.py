@@ -129,10 +129,8 @@ class SmokeRun:
         return [r for r in load_records(self.records_dir) if r["notebook"] == notebook.stem]
 
 
-@pytest.fixture(scope="session")
-def smoke_runs(tmp_path_factory) -> dict[str, SmokeRun]:
-    base = tmp_path_factory.mktemp("smoke-runs")
-    return {label: SmokeRun(base / label) for label in ("first", "second")}
+# The session fixture `smoke_runs` ({"first": SmokeRun, "second": SmokeRun}) is in
+# tests/conftest.py, so that tests/test_notebook_figures.py reads the same executions.
 
 
 def execution_problems(executed: Executed) -> list[str]:
