@@ -33,6 +33,10 @@ RUN_ENV_VARS = ("TLCNN_DATA_DIR", "TLCNN_MODELS_DIR", "TLCNN_TUNING_DIR", "TLCNN
 # What a notebook prints (stderr) when it picks up a search left by an earlier run; notebook
 # 05's own demonstration of a reused search catches this warning and prints to stdout.
 REUSED_STATE_MARK = "ReusedSearchWarning"
+# The kernel draws as in Jupyter: ipykernel picks the inline backend only when MPLBACKEND is
+# unset, and the root conftest sets it to Agg, with which a cell's figure stays "<Figure ...>"
+# text (tests/test_notebook_figures.py checks the executed copies for images).
+KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 
 # Reviewed floors for smoke metrics that train on learnable synthetic data (9 classes:
 # chance 0.111), so a run that learns nothing fails. Measured on the 2-core CI machine with
@@ -117,7 +121,7 @@ class SmokeRun:
             out = self.root / "executed"
             out.mkdir(parents=True, exist_ok=True)
             before = tuple(self.executed)
-            with environment(folders):
+            with environment({**folders, **KERNEL_ENV}):
                 run = run_notebook(notebook, out, "smoke", self.records_dir,
                                    timeout=TIMEOUT_SECONDS)
             path = out / notebook.name
@@ -129,10 +133,8 @@ class SmokeRun:
         return [r for r in load_records(self.records_dir) if r["notebook"] == notebook.stem]
 
 
-@pytest.fixture(scope="session")
-def smoke_runs(tmp_path_factory) -> dict[str, SmokeRun]:
-    base = tmp_path_factory.mktemp("smoke-runs")
-    return {label: SmokeRun(base / label) for label in ("first", "second")}
+# The session fixture `smoke_runs` ({"first": SmokeRun, "second": SmokeRun}) is in
+# tests/conftest.py, so that tests/test_notebook_figures.py reads the same executions.
 
 
 def execution_problems(executed: Executed) -> list[str]:

@@ -398,29 +398,7 @@ def test_fit_head_needs_a_pooling_layer_at_top_level():
         fit_head(model, images(2, 8), np.array([0, 1]))
 
 
-@pytest.mark.parametrize(("name", "answer", "words"), [
-    ("06.flatten_size", 1024, "32x32 size"),
-    ("06.flatten_size", 36, "256 channels"),
-    ("06.smallest_input", 32, "smaller does too"),
-    ("06.smallest_input", 8, "outputs nothing"),
-    ("06.fold_kernel", lambda k, h, w, c: k.reshape(h, w, c, -1).mean(axis=(0, 1)), "sum"),
-    ("06.fold_kernel", lambda k, h, w, c: k.reshape(c, h, w, -1).sum(axis=(1, 2)), "channels last"),
-    ("06.fold_kernel", lambda k, h, w, c: k[:c], "wrong"),
-])
-def test_notebook_05_exercises_name_the_mistake(name, answer, words):
-    from tlcnn_helpers.exercises import feedback, reference_solution
-
-    assert feedback(name, reference_solution(name)).passed
-    result = feedback(name, answer)
-    assert result.status == "wrong" and words in result.message
-
-
-def test_exercise_reference_fold_matches_the_helper():
-    from tlcnn_helpers.exercises import reference_solution
-
-    kernel = RNG.normal(size=(2 * 3 * 4, 5))
-    np.testing.assert_array_equal(reference_solution("06.fold_kernel")(kernel, 2, 3, 4),
-                                  fold_flatten_kernel(kernel, (2, 3, 4)))
+# Notebook 06's exercises are tested in tests/test_nb_transfer.py.
 
 
 def test_failed_attempt_leaves_the_model_usable():

@@ -13,7 +13,10 @@ shape still fits:
   dense head is kept where its shapes allow, otherwise folded (see :func:`fold_flatten_kernel`)
   and, given labelled images, re-fitted (:func:`~tlcnn_helpers.training.fit_head`).
 * :func:`recalibrate_batchnorm` recomputes BatchNorm's moving statistics from unlabelled
-  images at the new resolution (AdaBN, Li et al. 2016; why the statistics shift: Touvron et al. 2019).
+  images at the new resolution: AdaBN (Li et al. 2016), which needs no labels. Touvron et al.
+  2019 (FixRes) explain why the statistics shift with the resolution (objects look larger);
+  their own fix fine-tunes at the test resolution with labels
+  (:func:`~tlcnn_helpers.training.fine_tune` is the labelled route here).
 * :func:`with_resizing` is the baseline: resize the new images to the old size.
 * :func:`resolution_sweep` measures one size-agnostic model at several image sizes.
 
@@ -32,8 +35,8 @@ take images.
 >>> big.input_shape, report.copied, report.reinitialised
 ((None, 64, 64, 3), ['conv'], ['head'])
 
-Used by notebook 06 (the paper's failed attempts, the fix, BatchNorm re-calibration, the
-resolution sweep) and the ``transfer`` command.
+Used by notebook 06 (the paper's failed attempts, the general tool after the fix written in
+plain Keras, BatchNorm re-calibration, the resolution sweep) and the ``transfer`` command.
 """
 
 from __future__ import annotations
@@ -376,8 +379,11 @@ def recalibrate_batchnorm(model: Any, images: np.ndarray, *, batch_size: int = 6
     see what they would see in training), while its inputs' exact mean and variance over all
     ``images`` are accumulated; they then replace the moving statistics. Nothing else
     changes: Dropout and augmentation stay in inference mode, weights are untouched. This is
-    AdaBN (Li et al. 2016): re-estimating BatchNorm's statistics on the new images. Copy the model first (:func:`with_input_shape` at the same size, or
-    :func:`make_size_agnostic`) to keep the original statistics.
+    AdaBN (Li et al. 2016): re-estimating BatchNorm's statistics on the new images, without
+    labels. It is not FixRes (Touvron et al. 2019), which explains why the statistics shift
+    with the resolution and fine-tunes at the new resolution with labels. Copy the model
+    first (:func:`with_input_shape` at the same size, or :func:`make_size_agnostic`) to keep
+    the original statistics.
 
     >>> import keras
     >>> m = keras.Sequential([keras.Input((None, None, 3)), keras.layers.BatchNormalization()])

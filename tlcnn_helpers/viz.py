@@ -523,37 +523,6 @@ def plot_trial_scores(summaries: Mapping[str, Any]) -> Figure:
 
 
 # ---------------------------------------------------------------------------- notebook 04 (CIFAR-10 CNN)
-def plot_loss_and_accuracy(history: Any, *, title: str) -> Figure:
-    """Training and validation loss (left) and accuracy (right) per epoch, from one run.
-
-    ``history`` is a Keras ``History``, a :class:`~tlcnn_helpers.training.TrainingResult`
-    or a dict of per-epoch lists with ``loss``, ``val_loss``, ``accuracy``, ``val_accuracy``.
-
-    >>> fig = plot_loss_and_accuracy({"loss": [2.0, 1.5], "val_loss": [2.1, 1.8],
-    ...                               "accuracy": [0.3, 0.5], "val_accuracy": [0.3, 0.4]},
-    ...                              title="A run")
-    >>> [ax.get_ylabel() for ax in fig.axes]
-    ['loss', 'accuracy']
-    """
-    fig, axes = closed_figure(1, 2, 10.0, 3.6)
-    colours = plt.get_cmap(KERNEL_CMAP)(np.array([0.1, 0.75]))
-    for ax, metric in zip(axes[0], ("loss", "accuracy"), strict=True):
-        for colour, (name, label, style) in zip(colours, ((metric, "training", "-o"),
-                                                          (f"val_{metric}", "validation", "--s")),
-                                                strict=True):
-            values = _series(history, name)
-            if values:
-                ax.plot(np.arange(1, len(values) + 1), values, style, color=colour, label=label)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.set_title(metric.capitalize())
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    return fig
-
-
 def plot_learning_rate_schedule(progress: Sequence[float], rates: Mapping[str, Sequence[float]], *,
                                 title: str, xlabel: str = "progress through training "
                                                           "(0 = start, 1 = end)") -> Figure:
@@ -574,6 +543,48 @@ def plot_learning_rate_schedule(progress: Sequence[float], rates: Mapping[str, S
     ax.set_ylabel("learning rate")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+# ---------------------------------------------------------------------------- notebook 06: transfer across sizes
+def show_receptive_field(images: Sequence[np.ndarray], field: int, titles: Sequence[str], *,
+                         suptitle: str | None = None, size: float = 3.2) -> Figure:
+    """Each image at its own pixel scale with the ``field`` x ``field`` square one output cell sees.
+
+    The square is centred on the image; where it is larger than the image it is drawn past
+    the border (the axes grow to show all of it), so a 46 px field over a 32 px image and
+    over a 96 px one can be compared. Images are uint8, or floats in 0..1 or 0..255.
+
+    >>> fig = show_receptive_field([np.zeros((32, 32, 3)), np.zeros((96, 96, 3))], 46, ["32", "96"])
+    >>> [ax.get_title() for ax in fig.axes], len(fig.axes[1].patches)
+    (['32', '96'], 1)
+    """
+    from matplotlib.patches import Rectangle
+
+    images, titles = list(images), list(titles)
+    if not images or len(images) != len(titles):
+        raise ModelInputError(f"got {len(images)} images and {len(titles)} titles: pass one "
+                              "title per image")
+    if field < 1:
+        raise ModelInputError(f"field={field}: a receptive field is at least 1 pixel")
+    fig, axes = closed_figure(1, len(images), size * len(images), size + (0.4 if suptitle else 0))
+    edge = plt.get_cmap(KERNEL_CMAP)(0.95)  # cividis' yellow: visible on dark and light photos
+    for ax, image, title in zip(axes.flat, images, titles, strict=True):
+        image = np.asarray(image)
+        if image.dtype != np.uint8 and float(image.max(initial=0.0)) > 1.0:
+            image = image / 255.0  # 0..255 floats, e.g. from transfer.resize_images
+        ax.imshow(_display_range(image), cmap=IMAGE_CMAP if image.ndim == 2 else None)
+        height, width = image.shape[:2]
+        left, top = (width - field) / 2 - 0.5, (height - field) / 2 - 0.5
+        ax.add_patch(Rectangle((left, top), field, field, fill=False, edgecolor=edge,
+                               linewidth=2, linestyle="--",
+                               label=f"receptive field {field}x{field} px"))
+        ax.set_xlim(min(-0.5, left) - 1, max(width - 0.5, left + field) + 1)
+        ax.set_ylim(max(height - 0.5, top + field) + 1, min(-0.5, top) - 1)
+        _label_pixels(ax, title)
+        ax.legend(fontsize=7, loc="lower center")
+    if suptitle:
+        fig.suptitle(suptitle)
     return fig
 
 
