@@ -154,3 +154,55 @@ def test_most_confused_with_ignores_the_correct_predictions():
     matrix = np.array([[50, 3, 9], [1, 40, 2], [8, 8, 30]])
     assert interpretation.most_confused_with(matrix, 0) == 2
     assert interpretation.most_confused_with(matrix, 2) == 0  # ties: the first class
+
+
+# ---------------------------------------------------------------------------- notebook 07's exercises
+def probability_saliency(model, x, class_index):
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        score = model(x, training=False)[:, class_index]
+    return np.max(np.abs(tape.gradient(score, x)), axis=-1)
+
+
+def signed_saliency(model, x, class_index):
+    import tensorflow as tf
+
+    head = model.layers[-1]
+    features = keras.Model(model.input, head.input)
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        score = (features(x, training=False) @ head.kernel + head.bias)[:, class_index]
+    return tape.gradient(score, x).numpy()
+
+
+@pytest.mark.parametrize("function, words", [
+    (lambda m, x, c: signed_saliency(m, x, c).max(axis=-1), "absolute value"),
+    (lambda m, x, c: np.abs(signed_saliency(m, x, c)).mean(axis=-1), "averaged over the channels"),
+    (lambda m, x, c: np.abs(signed_saliency(m, x, c)), "largest absolute gradient over the 3"),
+    (probability_saliency, "class *logit*"),
+])
+def test_saliency_exercise_explains_typical_mistakes(function, words):
+    from tlcnn_helpers.exercises import feedback
+
+    result = feedback("07.saliency_by_hand", function)
+    assert result.status == "wrong" and words in result.message, result
+
+
+def test_cat_confusion_exercise_checks_the_guess_against_the_matrix_passed_in():
+    from tlcnn_helpers.data import class_names
+    from tlcnn_helpers.exercises import feedback
+
+    names = class_names()
+    matrix = np.diag(np.full(9, 50))
+    matrix[names.index("cat"), names.index("deer")] = 9
+    matrix[names.index("cat"), names.index("dog")] = 4
+    assert feedback("07.confused_with_cat", ("deer", matrix)).passed
+    wrong = feedback("07.confused_with_cat", ("dog", matrix))
+    assert not wrong.passed and "to deer" in wrong.message and "to dog" in wrong.message
+    assert "not one of the 9" in feedback("07.confused_with_cat", ("wolf", matrix)).message
+    assert "other" in feedback("07.confused_with_cat", ("cat", matrix)).message
+    assert feedback("07.confused_with_cat", (None, matrix)).status == "todo"
