@@ -149,15 +149,16 @@ def grad_cam(model: Any, images: np.ndarray,
     score_model, head = _score_model(model, layer)
     x = tf.convert_to_tensor(np.asarray(images, "float32"))
     with tf.GradientTape() as tape:
+        tape.watch(x)  # records the whole forward pass, so any inner tensor has a gradient
         maps, features = score_model(x, training=False)
-        maps = tf.cast(maps, "float32")
-        tape.watch(maps)
         logits = _logits(head, features)
         score = tf.gather(logits, _chosen(logits, classes), batch_dims=1)
     gradients = tape.gradient(score, maps)
     if gradients is None:
         raise ModelInputError(f"the class score does not depend on layer {layer!r}: pick a "
                               "layer on the path to the output")
+    # Mixed precision: the maps may be bfloat16; the weighting is done in float32.
+    maps, gradients = tf.cast(maps, "float32"), tf.cast(gradients, "float32")
     weights = tf.reduce_mean(gradients, axis=(1, 2))  # one number per channel
     cam = tf.einsum("nhwc,nc->nhw", maps, weights)
     return np.asarray(tf.nn.relu(cam) if relu else cam, "float32")
@@ -331,21 +332,25 @@ def project_2d(features: np.ndarray, method: str = "pca", *, seed: int = 0) -> n
     """Features in 2-D with scikit-learn's ``PCA`` or ``TSNE`` (``method="tsne"``).
 
     PCA keeps the two directions of largest variance (a linear view, distances meaningful);
-    t-SNE keeps neighbourhoods (clusters meaningful, distances between them are not).
+    t-SNE keeps neighbourhoods (clusters meaningful, distances between them are not). It runs
+    on one thread: scikit-learn's OpenMP threads made t-SNE of 180 points take 56 s instead
+    of 1.4 s on the shared 2-core build machine (``benchmarks/README.md``, notebook 07).
 
     >>> project_2d(np.random.default_rng(0).normal(size=(20, 5))).shape
     (20, 2)
     """
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
     features = np.asarray(features, "float32")
     if method == "pca":
         return PCA(n_components=2, random_state=seed).fit_transform(features)
     if method == "tsne":
         perplexity = min(30.0, (len(features) - 1) / 3)
-        return TSNE(n_components=2, perplexity=perplexity, init="pca",
-                    random_state=seed).fit_transform(features)
+        with threadpool_limits(1):
+            return TSNE(n_components=2, perplexity=perplexity, init="pca",
+                        random_state=seed).fit_transform(features)
     raise ModelInputError(f"method={method!r}: use 'pca' or 'tsne'")
 
 

@@ -656,7 +656,11 @@ def show_image_rows(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Seque
     ['a', 'b']
     """
     ncols = max(len(row) for row in rows)
-    fig, axes = closed_figure(len(rows), ncols, size * ncols + 0.6, size * len(rows) + 0.5)
+    # A fixed layout: the constrained engine takes seconds on a grid of 50 or more images.
+    fig, axes = closed_figure(len(rows), ncols, size * ncols + 0.6, size * len(rows) + 0.5,
+                              layout=None)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.02, top=1 - 0.6 / (size * len(rows) + 0.5),
+                        wspace=0.1, hspace=0.35)
     for r, (images, names) in enumerate(zip(rows, titles, strict=True)):
         for c in range(ncols):
             ax = axes[r, c]
