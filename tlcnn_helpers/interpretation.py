@@ -75,12 +75,21 @@ def feature_layer_name(model: Any) -> str:
     return name
 
 
+def _model_input(model: Any) -> Any:
+    """The model's one input tensor (Sequential and functional models alike)."""
+    inputs = model.inputs
+    if len(inputs) != 1:
+        raise ModelInputError(f"model {model.name!r} has {len(inputs)} inputs: the maps need "
+                              "a model with one image input")
+    return inputs[0]
+
+
 def _score_model(model: Any, layer: str | None) -> tuple[keras.Model, Any]:
     """A model giving ``[maps of layer, head input]`` (or ``[head input]``) and the head."""
     head = _softmax_head(model)
     last = head.input if head is not None else model.output
     outputs = [model.get_layer(layer).output, last] if layer else [last]
-    return keras.Model(model.input, outputs), head
+    return keras.Model(_model_input(model), outputs), head
 
 
 def _logits(head: Any, features: Any) -> Any:
@@ -179,7 +188,7 @@ def class_activation_map(model: Any, images: np.ndarray,
             f"CAM needs global pooling followed by one Dense layer; {model.name!r} ends in "
             f"{type(pooling).__name__} -> {type(head).__name__}. Use grad_cam, or "
             "transfer.make_size_agnostic to replace Flatten by global pooling")
-    map_model = keras.Model(model.input, pooling.input)
+    map_model = keras.Model(_model_input(model), pooling.input)
     maps = tf.cast(map_model(np.asarray(images, "float32"), training=False), "float32")
     if classes is None:
         classes = class_logits(model, images).argmax(axis=1)
@@ -304,7 +313,7 @@ def embeddings(model: Any, images: np.ndarray, *, batch_size: int = 256) -> np.n
     >>> embeddings(fast_cifar_cnn(widths=(8, 16), residual_stages=()), np.zeros((3, 32, 32, 3))).shape
     (3, 16)
     """
-    feature_model = keras.Model(model.input, model.layers[-1].input)
+    feature_model = keras.Model(_model_input(model), model.layers[-1].input)
     x = np.asarray(images, "float32")
     parts = [np.asarray(feature_model(x[i:i + batch_size], training=False), "float32")
              for i in range(0, len(x), batch_size)]
