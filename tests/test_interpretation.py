@@ -42,7 +42,14 @@ def gap_model(pooling: str = "avg", seed: int = 0) -> keras.Model:
     pool = (keras.layers.GlobalAveragePooling2D() if pooling == "avg"
             else keras.layers.GlobalMaxPooling2D())
     outputs = keras.layers.Dense(4, activation="softmax")(pool(x))
-    return keras.Model(inputs, outputs)
+    return with_random_head_bias(keras.Model(inputs, outputs))
+
+
+def with_random_head_bias(model: keras.Model) -> keras.Model:
+    """A fresh Dense bias is all zeros: make it matter, so a dropped bias is caught."""
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel, np.random.default_rng(5).normal(size=bias.shape)])
+    return model
 
 
 def images(count: int = 6, seed: int = 1, size: int = SIZE) -> np.ndarray:
@@ -114,7 +121,8 @@ def test_cam_averaged_over_positions_plus_the_bias_is_the_class_logit():
 
 
 def test_class_logits_give_the_model_probabilities_after_softmax():
-    model = fast_cifar_cnn((SIZE, SIZE, 3), widths=(4, 8), residual_stages=())
+    model = with_random_head_bias(fast_cifar_cnn((SIZE, SIZE, 3), widths=(4, 8),
+                                                 residual_stages=()))
     x = images(3)
     probabilities = np.asarray(keras.ops.softmax(interpretation.class_logits(model, x)))
     np.testing.assert_allclose(probabilities, model.predict(x, verbose=0), atol=1e-5)
