@@ -297,6 +297,9 @@ def randomized_copy(model: Any, seed: int = 0) -> Any:
     """The same architecture with freshly initialised weights (Adebayo et al.'s sanity check:
     a map that does not change when the weights are randomised does not explain the model).
 
+    Seeds Python, NumPy and Keras with ``seed`` first (``keras.utils.set_random_seed``), so
+    the copy is the same every run.
+
     >>> m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     >>> bool(np.allclose(randomized_copy(m).get_weights()[0], m.get_weights()[0]))
     False
