@@ -113,6 +113,24 @@ class TransferBudget:
 
 
 @dataclass(frozen=True)
+class InterpretationBudget:
+    """Notebook 07: what the CNN sees (the defaults are the smoke profile's).
+
+    ``images_per_class`` test images are embedded, classified and searched for mistakes;
+    ``occlusion_images`` get the patch-hiding check. When notebook 04's fast model is missing,
+    one is trained for ``fallback_epochs`` on at most ``fallback_train_images`` images, cut
+    at ``fallback_seconds``.
+    """
+
+    images_per_class: int = 20
+    occlusion_images: int = 16
+    occlusion_patch: int = 8
+    fallback_epochs: int = 2
+    fallback_train_images: int | None = None
+    fallback_seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class Profile:
     """All budgets of one profile; see :func:`get_profile`."""
 
@@ -124,6 +142,7 @@ class Profile:
     cifar: CifarBudget
     tuning: TuningBudget
     transfer: TransferBudget
+    interpretation: InterpretationBudget = InterpretationBudget()
 
     @property
     def is_synthetic(self) -> bool:
@@ -166,6 +185,10 @@ PROFILES: dict[str, Profile] = {
                                 scratch_epochs=4, recalibration_images=1024,
                                 target_train_per_class=100, target_test_per_class=200,
                                 sweep_test_per_class=100),
+        # Without notebook 04's model: 3 epochs on 15,000 images, about 1.5 minutes.
+        interpretation=InterpretationBudget(images_per_class=100, occlusion_images=64,
+                                            fallback_epochs=3, fallback_train_images=15000,
+                                            fallback_seconds=100),
     ),
     "paper": Profile(
         name="paper",
@@ -178,6 +201,8 @@ PROFILES: dict[str, Profile] = {
                             hyperband_max_epochs=30, batch_size=64),
         transfer=TransferBudget(source_epochs=30, head_epochs=5, finetune_epochs=10,
                                 scratch_epochs=15, recalibration_images=2048),
+        interpretation=InterpretationBudget(images_per_class=300, occlusion_images=256,
+                                            fallback_epochs=30),
     ),
 }
 

@@ -206,4 +206,5 @@ from . import (  # noqa: E402, F401 (registers them; after the framework they us
     nb04_cifar10_cnn,
     nb05_stl10_tuning,
     nb06_transfer_across_sizes,
+    nb07_what_the_cnn_sees,
 )
