@@ -121,7 +121,7 @@ class LearningBudget:
     images: int = 2000
     epochs: int = 5
     batch_size: int = 32
-    range_test_steps: int = 150
+    range_test_steps: int = 300
     depth: int = 12
 
 
