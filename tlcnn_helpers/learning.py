@@ -25,7 +25,7 @@ from .errors import ModelInputError
 
 # Central differences in float64 with this step agree with an exact gradient to about 1e-9
 # (relative error); a gradient check passes below GRADIENT_TOLERANCE. CS231n's guide calls
-# relative errors under 1e-7 good and over 1e-2 almost certainly a bug.
+# relative errors under 1e-7 good and over 1e-2 probably wrong.
 NUMERICAL_STEP = 1e-5
 GRADIENT_TOLERANCE = 1e-6
 
