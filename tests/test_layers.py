@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tlcnn_helpers"
 LAYERS = [
     {"errors", "settings", "files", "compat"},
     {"environment", "memory", "records", "synthetic", "archives"},
-    {"data", "pipelines", "convolution", "pooling", "models"},
+    {"data", "pipelines", "convolution", "pooling", "models", "learning"},
     {"training", "evaluation"},
     {"tuning", "distributed", "transfer", "pretrained", "interpretation"},
     {"viz", "widgets"},

@@ -20,7 +20,8 @@ column goes at the bottom or right.
 [[45.0, 39.0], [66.0, 50.0]]
 
 Used by notebooks 01 (convolution from scratch, output sizes, parameter and multiply-add
-counts, receptive fields), 02 (edge maps) and 06 (the paper model's receptive field).
+counts, receptive fields), 02 (edge maps), 03 (the NumPy side of the gradient check) and
+06 (the paper model's receptive field).
 """
 
 from __future__ import annotations

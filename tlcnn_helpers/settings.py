@@ -131,6 +131,22 @@ class InterpretationBudget:
 
 
 @dataclass(frozen=True)
+class LearningBudget:
+    """Notebook 03: the small problem its optimizers, range test and deep stacks train on.
+
+    ``images`` CIFAR-10 training images (a stratified subset), ``epochs`` for each
+    comparison run, ``range_test_steps`` steps of the learning-rate range test, ``depth``
+    convolutions in the plain and residual stacks.
+    """
+
+    images: int = 2000
+    epochs: int = 5
+    batch_size: int = 32
+    range_test_steps: int = 300
+    depth: int = 12
+
+
+@dataclass(frozen=True)
 class Profile:
     """All budgets of one profile; see :func:`get_profile`."""
 
@@ -143,6 +159,7 @@ class Profile:
     tuning: TuningBudget
     transfer: TransferBudget
     interpretation: InterpretationBudget = InterpretationBudget()
+    learning: LearningBudget = LearningBudget()  # teach's and paper's: nothing here is long
 
     @property
     def is_synthetic(self) -> bool:
@@ -167,6 +184,7 @@ PROFILES: dict[str, Profile] = {
                                 scratch_epochs=2, recalibration_images=64,
                                 target_train_per_class=20, target_test_per_class=20,
                                 sweep_test_per_class=6),
+        learning=LearningBudget(images=256, epochs=3, range_test_steps=60),
     ),
     "teach": Profile(
         name="teach",

@@ -22,8 +22,8 @@ labels).
 >>> len(result.history), sorted(evaluate(result.model, x, y))
 (1, ['test_accuracy', 'test_loss'])
 
-Used by notebooks 04 (the paper's and the fast recipe), 06 (fine-tuning, the head, from
-scratch) and the ``train`` command.
+Used by notebooks 03 (the fast recipe's warm-up + cosine schedule, drawn), 04 (the paper's
+and the fast recipe), 06 (fine-tuning, the head, from scratch) and the ``train`` command.
 """
 
 from __future__ import annotations

@@ -745,6 +745,139 @@ def show_image_rows(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Seque
     return fig
 
 
+# ---------------------------------------------------------------------------- 03_how_a_cnn_learns
+def plot_backprop_diagram() -> Figure:
+    """Backpropagation in one picture: the forward pass left to right (values), the
+    backward pass right to left (gradients, by the chain rule), for a tiny CNN.
+
+    >>> fig = plot_backprop_diagram()
+    >>> fig.axes[0].get_title()
+    'Backpropagation: values forward, gradients backward'
+    """
+    fig, axes = closed_figure(1, 1, 9.5, 3.4, layout=None)
+    ax = axes[0, 0]
+    boxes = [("image\nx", None), ("convolution\nz = w * x + b", "w, b"),
+             ("ReLU\na = max(z, 0)", None), ("dense\ns = V a + c", "V, c"),
+             ("softmax\np = softmax(s)", None), ("loss\nL = -log p[y]", None)]
+    grads = ["", "dL/dz = dL/da · [z > 0]", "dL/da = V^T dL/ds", "dL/ds = p - one_hot(y)",
+             "", ""]
+    colours = plt.get_cmap(KERNEL_CMAP)(np.linspace(0.25, 0.85, len(boxes)))
+    xs = np.arange(len(boxes)) * 1.75
+    for x, (label, weights), colour in zip(xs, boxes, colours, strict=True):
+        ax.add_patch(plt.Rectangle((x - 0.7, -0.45), 1.4, 0.9, facecolor=colour, alpha=0.35,
+                                   edgecolor="black"))
+        ax.text(x, 0, label, ha="center", va="center", fontsize=8)
+        if weights:
+            ax.text(x, 0.75, f"weights {weights}\n(dL/d{weights.split(',')[0]} is what the "
+                    "optimizer uses)", ha="center", va="bottom", fontsize=7)
+    for left, right, text in zip(xs[:-1], xs[1:], grads[1:], strict=True):
+        ax.annotate("", xy=(right - 0.72, 0.2), xytext=(left + 0.72, 0.2),
+                    arrowprops={"arrowstyle": "->", "color": "black"})
+        ax.annotate("", xy=(left + 0.72, -0.2), xytext=(right - 0.72, -0.2),
+                    arrowprops={"arrowstyle": "->", "color": "darkred", "linestyle": "--"})
+        if text:
+            ax.text((left + right) / 2, -0.75, text, ha="center", va="top", fontsize=7,
+                    color="darkred")
+    ax.text(xs[0] - 0.7, 1.45, "forward: values (solid arrows)", fontsize=8)
+    ax.text(xs[0] - 0.7, -1.45, "backward: gradients, multiplied link by link (dashed)",
+            fontsize=8, color="darkred")
+    ax.set_xlim(xs[0] - 0.9, xs[-1] + 0.9)
+    ax.set_ylim(-1.6, 1.7)
+    ax.set_axis_off()
+    ax.set_title("Backpropagation: values forward, gradients backward")
+    return fig
+
+
+def plot_lr_range_test(rates: Sequence[float], losses: Sequence[float], *,
+                       smoothing: float = 0.9, title: str = "Learning-rate range test") -> Figure:
+    """Loss against a learning rate that grows every step, on a log axis; the curve
+    smoothed with an exponential moving average (``smoothing``) is drawn over the raw one.
+
+    >>> fig = plot_lr_range_test([1e-3, 1e-2, 1e-1], [2.2, 2.0, 3.0])
+    >>> fig.axes[0].get_xscale(), fig.axes[0].get_xlabel()
+    ('log', 'learning rate (log scale)')
+    """
+    losses = np.asarray(losses, dtype=float)
+    smoothed, average = [], losses[0]
+    for value in losses:
+        average = smoothing * average + (1 - smoothing) * value
+        smoothed.append(average)
+    fig, axes = closed_figure(1, 1, 6.5, 3.6)
+    ax = axes[0, 0]
+    ax.plot(rates, losses, ":", color="grey", label="loss of each step")
+    ax.plot(rates, smoothed, "-", color=plt.get_cmap(KERNEL_CMAP)(0.1), label="smoothed")
+    ax.axhline(np.log(9), color="black", linestyle="--", linewidth=1,
+               label="ln 9 (a uniform guess)")
+    ax.set_xscale("log")
+    ax.set_ylim(min(np.nanmin(losses), np.log(9)) - 0.3, np.log(9) + 1.5)
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_moving_statistics(steps: Sequence[int], moving_mean: Sequence[float],
+                           moving_variance: Sequence[float], *, true_mean: float,
+                           true_variance: float, momentum: float,
+                           marks: Mapping[str, int] | None = None) -> Figure:
+    """BatchNorm's moving mean and variance step by step, against the values they chase
+    and the curve ``1 - momentum ** step`` predicts; ``marks`` draws labelled step counts.
+
+    >>> fig = plot_moving_statistics([1, 2], [0.05, 0.1], [1.1, 1.2], true_mean=5,
+    ...                              true_variance=9, momentum=0.99)
+    >>> [a.get_title() for a in fig.axes]
+    ['moving_mean', 'moving_variance']
+    """
+    steps = np.asarray(steps)
+    weight = 1.0 - momentum ** steps
+    fig, axes = closed_figure(1, 2, 11, 3.6)
+    colour = plt.get_cmap(KERNEL_CMAP)(0.1)
+    for ax, values, target, start, name in (
+            (axes[0, 0], moving_mean, true_mean, 0.0, "moving_mean"),
+            (axes[0, 1], moving_variance, true_variance, 1.0, "moving_variance")):
+        ax.plot(steps, values, "-", color=colour, label=f"Keras layer ({name})")
+        ax.plot(steps, start + (target - start) * weight, "--", color="grey",
+                label=f"{start:g} + ({target:g} - {start:g}) (1 - {momentum}^step)")
+        ax.axhline(target, color="black", linestyle=":", linewidth=1,
+                   label=f"the data's value ({target:g})")
+        for label, step in (marks or {}).items():
+            ax.axvline(step, color="darkred", linestyle="-.", linewidth=1)
+            ax.text(step, start + 0.05 * (target - start), f" {label}", rotation=90,
+                    va="bottom", fontsize=7, color="darkred")
+        ax.set_title(name)
+        ax.set_xlabel("training step (one batch each)")
+        ax.set_ylabel(name.replace("_", " "))
+        ax.legend(fontsize=7, loc="lower right")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"BatchNorm's moving statistics (momentum {momentum}) start at 0 and 1")
+    return fig
+
+
+def plot_gradient_norms(norms: Mapping[str, Sequence[float]], *,
+                        title: str = "Gradient norm of each layer's kernel") -> Figure:
+    """One line per model: the norm of the loss gradient of each layer (input side on the
+    left), on a log axis so that tiny and large gradients both show.
+
+    >>> fig = plot_gradient_norms({"plain": [1e-5, 1e-5], "residual": [3.0, 2.0]})
+    >>> fig.axes[0].get_yscale()
+    'log'
+    """
+    fig, axes = closed_figure(1, 1, 6.5, 3.6)
+    ax = axes[0, 0]
+    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.8, max(len(norms), 1)))
+    for (name, values), colour, marker in zip(norms.items(), colours, "osD^", strict=False):
+        ax.plot(np.arange(1, len(values) + 1), values, marker=marker, color=colour, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (1 = nearest the input)")
+    ax.set_ylabel("gradient norm (log scale)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
 def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
     """PNG bytes of a figure (for image widgets and static outputs).
 

@@ -203,6 +203,7 @@ from . import (  # noqa: E402, F401 (registers them; after the framework they us
     nb00_setup,
     nb01_convolution,
     nb02_pooling,
+    nb03_how_a_cnn_learns,
     nb04_cifar10_cnn,
     nb05_stl10_tuning,
     nb06_transfer_across_sizes,
