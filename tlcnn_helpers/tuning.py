@@ -65,7 +65,7 @@ TUNER_KINDS = ("random", "hyperband", "bayesian")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 OBJECTIVE = "val_accuracy"
 STL10_INPUT_SHAPE = (96, 96, 3)
-MAX_FILTERS = 256  # the widest block of the paper's CIFAR model
+MAX_FILTERS = 256  # the widest block of notebook 04's CIFAR model (a reconstruction)
 FINGERPRINT_FILE = "tlcnn_search.json"
 TRIAL_INFO_FILE = "tlcnn_trial.json"
 
@@ -92,7 +92,7 @@ class SearchSpace:
     course's reconstruction.
 
     ``filters`` is the width of the first conv block; each further block doubles it up to
-    256, as in the paper's 32-64-128-256 CIFAR model.
+    256, as in notebook 04's 32-64-128-256 CIFAR model (the course's reconstruction too).
 
     >>> SearchSpace().optimizers
     ('adam', 'sgd', 'rmsprop')
