@@ -254,3 +254,14 @@ def test_notebook_says_stl10_figures_were_not_measured_and_how_to_measure_them(n
     assert "not measured" in first and "course's reconstruction" in first
     assert ("python -m tlcnn_helpers tune stl10 --tuner random --profile paper --data-dir data "
             "--report build/stl10-paper-random.json") in first
+
+
+@pytest.mark.parametrize("kind", ["random", "hyperband"])
+def test_tune_command_defaults_to_the_trials_of_the_equal_epoch_budget(kind, capsys, tmp_path):
+    from tlcnn_helpers.cli import main
+
+    trials = get_profile("teach").tuning.trials_for(kind)
+    code = main(["tune", "stl10", "--profile", "teach", "--tuner", kind, "--tuning-dir",
+                 str(tmp_path), "--distributed", "--workers", str(trials + 1)])
+    assert code == 2  # refused before any search: the message names the default it chose
+    assert f"--max-trials {trials} with --workers {trials + 1}" in capsys.readouterr().err
