@@ -196,7 +196,7 @@ PROFILES: dict[str, Profile] = {
         # schedule is squeezed into the 180 s budget when the machine is slower.
         cifar=CifarBudget(paper_epochs=2, fast_epochs=8, batch_size=128,
                           time_budget_seconds=180),
-        # benchmarks/README.md: about 6 minutes on 2 cores with 150 images per class (an
+        # benchmarks/README.md: about 7 minutes on 2 cores with 150 images per class (an
         # estimate). 8 epochs per tuner: Hyperband runs one whole bracket, 3 promotions.
         tuning=TuningBudget(max_trials=4, epochs_per_trial=2, retrain_epochs=5,
                             hyperband_max_epochs=4, batch_size=64, images_per_class=150),
