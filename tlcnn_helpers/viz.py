@@ -583,7 +583,9 @@ def plot_scores_by_epochs(summaries: Mapping[str, Any], *,
         scores = [t["score"] for t in rows]
         ax.plot(spent, scores, markers[i % len(markers)], color=colours[i], alpha=0.6,
                 label=f"{kind}: each trial")
-        ax.step(spent, np.maximum.accumulate(scores) if scores else [], "-", where="post",
+        # line styles too: tuners that tie draw the same steps
+        ax.step(spent, np.maximum.accumulate(scores) if scores else [], where="post",
+                linestyle=("-", "--", ":", "-.")[i % 4], linewidth=2 - 0.4 * (i % 3),
                 color=colours[i], label=f"{kind}: best so far")
     if epoch_budget is not None:
         ax.axvline(epoch_budget, color="gray", linestyle="--", label=f"budget: {epoch_budget} epochs")
