@@ -57,6 +57,9 @@ def time_two_epochs(values: dict, data: tuning.SearchData) -> dict:
             "first_epoch_overhead_s": round((w1 - w0) - (w2 - w1), 2)}
 
 
+FIRST_SEARCH_TRIALS = 2  # notebook 05's keras_tuner.RandomSearch(build, ...), 1 epoch each
+
+
 def estimate_minutes(ms_per_image: float, overhead_s: float, epochs: int, trials: int,
                      images_per_class: int | None = None) -> float:
     """Minutes to train ``epochs`` epochs in ``trials`` trials on STL-10's shared classes."""
@@ -101,12 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     ms = statistics.mean(r["ms_per_image"] for r in sampled)
     overhead = statistics.mean(max(0.0, r["first_epoch_overhead_s"]) for r in sampled)
     teach, paper = get_profile("teach").tuning, get_profile("paper").tuning
-    # Epochs a notebook run trains: random and Bayesian run every trial's epochs; Hyperband
-    # is capped at the same number of trials and trains each for 1 to hyperband_max_epochs.
+    # Epochs a notebook run trains: each of the three tuners spends the same epoch budget
+    # (TuningBudget.trials_for), the best model is retrained, and the first keras-tuner
+    # search trains FIRST_SEARCH_TRIALS trials of 1 epoch.
     def notebook_epochs(budget: object) -> int:
-        full = 2 * budget.max_trials * budget.epochs_per_trial
-        hyperband = budget.max_trials * max(1, budget.hyperband_max_epochs // 2)
-        return full + hyperband + budget.retrain_epochs
+        return 3 * budget.epoch_budget + budget.retrain_epochs + FIRST_SEARCH_TRIALS
+
+    def notebook_trials(budget: object) -> int:  # + 1: the retraining's first-epoch overhead
+        return (sum(budget.trials_for(kind) for kind in ("random", "hyperband", "bayesian"))
+                + FIRST_SEARCH_TRIALS + 1)
 
     figures = {
         "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])]),
@@ -116,12 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         "sampled_mean_first_epoch_overhead_s": round(overhead, 2),
         "estimate_minutes": {
             "teach_notebook": estimate_minutes(ms, overhead, notebook_epochs(teach),
-                                               3 * teach.max_trials + 1,
+                                               notebook_trials(teach),
                                                teach.images_per_class),
             "teach_notebook_all_images": estimate_minutes(ms, overhead, notebook_epochs(teach),
-                                                          3 * teach.max_trials + 1),
+                                                          notebook_trials(teach)),
             "paper_notebook": estimate_minutes(ms, overhead, notebook_epochs(paper),
-                                               3 * paper.max_trials + 1,
+                                               notebook_trials(paper),
                                                paper.images_per_class),
             "paper_search_random_only": estimate_minutes(
                 ms, overhead, paper.max_trials * paper.epochs_per_trial + paper.retrain_epochs,

@@ -293,8 +293,8 @@ def test_launch_distributed_gives_each_process_keras_tuner_variables_and_a_time_
 def test_notebook_04_exercises_accept_the_reference_and_explain_typical_mistakes():
     from tlcnn_helpers.exercises import exercises_of, feedback, reference_solution
 
-    assert exercises_of("05") == ["05.grid_size", "05.log_uniform_sampler",
-                                  "05.random_trials_needed"]
+    assert exercises_of("05") == ["05.grid_size", "05.log_uniform_sampler", "05.predict_tuner",
+                                  "05.random_trials_needed", "05.write_build"]
     for name in exercises_of("05"):
         assert feedback(name, reference_solution(name)).passed, name
     assert "dropout" in feedback("05.grid_size", 243).message

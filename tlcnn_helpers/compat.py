@@ -86,3 +86,28 @@ def oracle_service() -> tuple[Any, Any, Any]:
     from keras_tuner.src.distribute import oracle_chief
 
     return oracle_chief.OracleServicer, protos.get_service(), protos.get_service_grpc()
+
+
+def hyperband_schedule(max_epochs: int, factor: int) -> list[dict[str, int]]:
+    """The trials of one Hyperband iteration, in the order one process runs them.
+
+    Each row: ``bracket``, ``round``, ``epochs`` (``tuner/epochs``: the epoch it trains up
+    to), ``initial_epoch`` (``tuner/initial_epoch``: a promoted trial, round 1 on, goes on
+    from its parent's weights there) and ``trained`` (the epochs it adds). The sizes come
+    from ``HyperbandOracle``'s private ``_get_num_brackets``, ``_get_size`` and
+    ``_get_epochs`` (no public API gives the plan); the most aggressive bracket runs first.
+
+    >>> [(row["round"], row["trained"]) for row in hyperband_schedule(2, factor=2)]
+    [(0, 1), (0, 1), (1, 1), (0, 2), (0, 2)]
+    """
+    import keras_tuner
+
+    oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=max_epochs, factor=factor)
+    rows = []
+    for bracket in range(oracle._get_num_brackets() - 1, -1, -1):
+        for rnd in range(bracket + 1):
+            end = oracle._get_epochs(bracket, rnd)
+            start = oracle._get_epochs(bracket, rnd - 1) if rnd else 0
+            rows += [{"bracket": bracket, "round": rnd, "epochs": end, "initial_epoch": start,
+                      "trained": end - start}] * oracle._get_size(bracket, rnd)
+    return rows

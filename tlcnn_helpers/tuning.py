@@ -18,6 +18,9 @@ Safety nets around keras-tuner, which reloads any folder it is pointed at:
 * what TensorFlow keeps of each trial's model is released when the trial ends
   (:mod:`tlcnn_helpers.memory`), so memory stays flat however many trials run.
 
+The tuners are compared on an equal budget of epochs, not trials (``TuningBudget.trials_for``
+in :mod:`tlcnn_helpers.settings`). The search ranges are the course's reconstruction.
+
 >>> space = SEARCH_SPACES["small"]
 >>> space.filters, space.conv_blocks
 ((4, 8), (2, 3))
@@ -46,6 +49,7 @@ import keras_tuner
 import numpy as np
 
 from . import compat
+from .compat import hyperband_schedule  # noqa: F401 (notebook 05 prints the plan)
 from .data import stratified_split, stratified_subset
 from .errors import (
     ReusedSearchWarning,
@@ -57,7 +61,7 @@ from .evaluation import evaluate
 from .files import folder_lock, null_nonfinite, read_json, write_json
 from .memory import custom_gradient_names, release_custom_gradients
 from .models import compile_for_classification, make_optimizer, paper_cnn
-from .settings import TUNER_KINDS, logs_dir, tuning_dir
+from .settings import HYPERBAND_FACTOR, TUNER_KINDS, logs_dir, tuning_dir
 
 if TYPE_CHECKING:
     from .settings import Profile
@@ -65,7 +69,7 @@ if TYPE_CHECKING:
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 OBJECTIVE = "val_accuracy"
 STL10_INPUT_SHAPE = (96, 96, 3)
-MAX_FILTERS = 256  # the widest block of the paper's CIFAR model
+MAX_FILTERS = 256  # the widest block of notebook 04's CIFAR model (a reconstruction)
 FINGERPRINT_FILE = "tlcnn_search.json"  # the marker: this course made the folder
 TRIAL_INFO_FILE = "tlcnn_trial.json"
 LOCK_FILE = "tlcnn_search.lock"
@@ -87,10 +91,13 @@ def _write_json_compact(path: str | os.PathLike, obj: Any) -> None:
 # ---------------------------------------------------------------------------- the space
 @dataclass(frozen=True)
 class SearchSpace:
-    """The ranges of the paper's six hyperparameters (plus dropout).
+    """The ranges of the paper's six hyperparameters (plus dropout, the course's addition).
+
+    The paper names the hyperparameters but gives no ranges: every range here is the
+    course's reconstruction.
 
     ``filters`` is the width of the first conv block; each further block doubles it up to
-    256, as in the paper's 32-64-128-256 CIFAR model.
+    256, as in notebook 04's 32-64-128-256 CIFAR model (the course's reconstruction too).
 
     >>> SearchSpace().optimizers
     ('adam', 'sgd', 'rmsprop')
@@ -402,9 +409,9 @@ def _make_oracle(kind: str, max_trials: int, seed: int, hyperband_max_epochs: in
         initial = max(1, min(3 * dimensions, max_trials // 2))
         return _BayesianOracle(objective=objective, max_trials=max_trials, seed=seed,
                                num_initial_points=initial)
-    oracle = _HyperbandOracle(objective=objective, max_epochs=hyperband_max_epochs, factor=3,
-                              hyperband_iterations=1, seed=seed)
-    oracle.max_trials = max_trials  # same trial budget as the other two tuners
+    oracle = _HyperbandOracle(objective=objective, max_epochs=hyperband_max_epochs,
+                              factor=HYPERBAND_FACTOR, hyperband_iterations=1, seed=seed)
+    oracle.max_trials = max_trials  # TuningBudget.trials_for: same epochs as the others
     return oracle
 
 
@@ -521,7 +528,8 @@ def prepare_search_folder(kind: str, hypermodel: STL10HyperModel, *, directory: 
         raise TuningError(f"epochs_per_trial={epochs_per_trial} and hyperband_max_epochs="
                           f"{hyperband_max_epochs}: both must be at least 1")
     project_dir = Path(directory) / check_project_name(project_name)
-    epochs_setting = ({"hyperband_max_epochs": hyperband_max_epochs} if kind == "hyperband"
+    epochs_setting = ({"hyperband_max_epochs": hyperband_max_epochs,
+                       "hyperband_factor": HYPERBAND_FACTOR} if kind == "hyperband"
                       else {"epochs_per_trial": epochs_per_trial})
     fingerprint = hypermodel.fingerprint(kind, seed=seed, **epochs_setting)
     if project_dir.exists() and not overwrite:
@@ -558,8 +566,8 @@ def make_tuner(kind: str, hypermodel: STL10HyperModel, *,
     ``overwrite=False`` an existing search made for the same space is reloaded (completed
     trials are kept, not rerun) and a :class:`ReusedSearchWarning` says so; one made for
     another space raises :class:`SearchSpaceMismatchError`. ``overwrite=True`` deletes the
-    folder first. Hyperband is capped at ``max_trials`` too, so the three compare on the
-    same trial budget.
+    folder first. ``max_trials`` caps Hyperband too: ``TuningBudget.trials_for`` gives the
+    cap that spends the same epochs as the other tuners.
 
     >>> tuner = make_tuner("random", STL10HyperModel(SEARCH_SPACES["small"]),
     ...                    directory=tempfile.mkdtemp(), max_trials=2)
@@ -637,7 +645,9 @@ def summarize_search(tuner: keras_tuner.Tuner, kind: str,
                  "seconds": info.get("seconds"), "cpu_seconds": info.get("cpu_seconds"),
                  "epochs": info.get("epochs"),
                  "tuner_id": info.get("tuner_id"), "rss_mb": info.get("rss_mb"),
-                 "hyperparameters": _public_values(info["hyperparameters"])}
+                 "hyperparameters": _public_values(info["hyperparameters"]),
+                 "tuner": {k: v for k, v in info["hyperparameters"].items()
+                           if k.startswith("tuner/")}}
                 for info in sorted(done, key=lambda i: i["trial_id"])])
 
 
@@ -707,7 +717,10 @@ def compare_tuners(data: SearchData, profile: Profile, *, kinds: Sequence[str] =
                    directory: str | os.PathLike | None = None, overwrite: bool = False,
                    space: SearchSpace | None = None, verbose: int = 0
                    ) -> dict[str, SearchSummary]:
-    """Run each tuner on the same data and trial budget (the profile's); one folder each.
+    """Run each tuner on the same data and the same budget of epochs; one folder each.
+
+    The budget is the profile's random search, ``max_trials`` x ``epochs_per_trial``
+    epochs; each tuner gets ``profile.tuning.trials_for(kind)`` trials.
 
     >>> summaries = compare_tuners(data, get_profile("smoke"))  # doctest: +SKIP
     """
@@ -720,8 +733,7 @@ def compare_tuners(data: SearchData, profile: Profile, *, kinds: Sequence[str] =
                                      batch_size=budget.batch_size)
         tuner = make_tuner(kind, hypermodel, directory=directory,
                            project_name=default_project_name(kind, profile.name),
-                           max_trials=budget.max_trials, seed=profile.seed,
-                           epochs_per_trial=budget.epochs_per_trial,
+                           max_trials=budget.trials_for(kind), seed=profile.seed, epochs_per_trial=budget.epochs_per_trial,
                            hyperband_max_epochs=budget.hyperband_max_epochs, overwrite=overwrite)
         summaries[kind] = run_search(tuner, data, kind=kind, epochs=budget.epochs_per_trial,
                                      verbose=verbose)
@@ -746,4 +758,24 @@ def comparison_table(summaries: Mapping[str, SearchSummary]) -> str:
         per_trial = "-" if s.seconds_per_trial is None else f"{s.seconds_per_trial:.1f}"
         lines.append(f"{kind:<12} {score:>17} {s.trials_completed:>7} {s.total_epochs:>7} "
                      f"{per_trial:>8} {s.trial_seconds_total:>8.1f}")
+    return "\n".join(lines)
+
+
+def trial_table(summary: SearchSummary) -> str:
+    """One line a trial: Hyperband's ``tuner/epochs``, ``tuner/initial_epoch`` and, for a
+    promoted trial, ``tuner/trial_id`` (the trial whose weights it goes on training).
+
+    >>> s = SearchSummary("hyperband", "/t", {}, 0.5, 1, 1.0, 1, 1.0, [{"trial_id": "0",
+    ...     "score": 0.5, "epochs": 1, "tuner": {"tuner/epochs": 1, "tuner/initial_epoch": 0}}])
+    >>> print(trial_table(s))
+    trial  tuner/epochs  tuner/initial_epoch  tuner/trial_id  trained  val_accuracy
+    0                 1                    0               -        1        0.5000
+    """
+    lines = ["trial  tuner/epochs  tuner/initial_epoch  tuner/trial_id  trained  val_accuracy"]
+    for t in summary.trials:
+        values = t.get("tuner", {})
+        lines.append(f"{t['trial_id']:<5} {values.get('tuner/epochs', '-'):>13} "
+                     f"{values.get('tuner/initial_epoch', '-'):>20} "
+                     f"{values.get('tuner/trial_id') or '-':>15} {t.get('epochs') or '-':>8} "
+                     f"{t['score']:>13.4f}")
     return "\n".join(lines)

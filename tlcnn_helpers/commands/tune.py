@@ -50,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tuner", choices=TUNER_KINDS, default="random",
                         help="random (the paper's), hyperband or bayesian (default: random)")
     parser.add_argument("--max-trials", type=int, default=None,
-                        help="trials to run at most (default: the profile's)")
+                        help="trials to run at most (default: as many as fit in the profile's "
+                             "epochs, the same for every tuner)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs per trial (default: the profile's; Hyperband uses its own "
                              "schedule up to the profile's hyperband_max_epochs)")
@@ -150,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     profile = get_profile(args.profile) if args.profile else resolve_profile("teach")
     budget = profile.tuning
-    args.max_trials = budget.max_trials if args.max_trials is None else args.max_trials
+    # Default: the profile's budget of epochs, the same for every tuner (Hyperband's cap).
+    args.max_trials = budget.trials_for(args.tuner) if args.max_trials is None else args.max_trials
     args.epochs = budget.epochs_per_trial if args.epochs is None else args.epochs
     args.space = args.space or budget.search_space
     args.tuning_dir = Path(args.tuning_dir) if args.tuning_dir else settings.tuning_dir()

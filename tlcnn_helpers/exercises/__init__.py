@@ -66,17 +66,20 @@ class Exercise:
     prompt: str
     checker: Checker
     reference: Callable[[], Any]
+    accepted: str = "correct!"
 
 
 EXERCISES: dict[str, Exercise] = {}
 
 
-def register(name: str, prompt: str, reference: Callable[[], Any]) -> Callable[[Checker], Checker]:
+def register(name: str, prompt: str, reference: Callable[[], Any],
+             accepted: str = "correct!") -> Callable[[Checker], Checker]:
     """Decorator: make the decorated checker the check of a new exercise ``name``.
 
     ``reference`` is called with no arguments and returns the reference answer (a value, or
-    the reference function for "write a function" exercises). The module docstring has a
-    complete example.
+    the reference function for "write a function" exercises). ``accepted`` is what an
+    accepted answer is told (a prediction is recorded, not "correct"). The module docstring
+    has a complete example.
     """
     def decorate(checker: Checker) -> Checker:
         known = EXERCISES.get(name)
@@ -85,7 +88,7 @@ def register(name: str, prompt: str, reference: Callable[[], Any]) -> Callable[[
             == (checker.__module__, checker.__qualname__))
         if known is not None and not same_checker:  # re-importing a module is fine
             raise TLCNNError(f"exercise {name!r} is registered twice: give it another name")
-        EXERCISES[name] = Exercise(name, prompt, checker, reference)
+        EXERCISES[name] = Exercise(name, prompt, checker, reference, accepted)
         return checker
     return decorate
 
@@ -115,7 +118,7 @@ def feedback(name: str, answer: Any) -> Feedback:
         return Feedback(name, "wrong", f"your code raised {type(err).__name__}: {err}")
     if problem:
         return Feedback(name, "wrong", problem)
-    return Feedback(name, "correct", "correct!")
+    return Feedback(name, "correct", exercise.accepted)
 
 
 def check(name: str, answer: Any) -> None:
