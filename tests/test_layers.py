@@ -14,7 +14,7 @@ LAYERS = [
     {"environment", "memory", "records", "synthetic", "archives"},
     {"data", "pipelines", "convolution", "pooling", "models", "learning"},
     {"training", "evaluation"},
-    {"tuning", "distributed", "transfer", "pretrained", "interpretation"},
+    {"tuning", "search_state", "distributed", "transfer", "pretrained", "interpretation"},
     {"viz", "widgets"},
     {"notebook", "report", "exercises"},
     {"cli", "commands", "__main__"},

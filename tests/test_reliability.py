@@ -310,7 +310,7 @@ def test_resuming_a_time_budgeted_run_continues_its_budget_and_schedule(tmp_path
 HOLD_LOCK = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from tlcnn_helpers.tuning import lock_search_folder
+    from tlcnn_helpers.search_state import lock_search_folder
     with lock_search_folder(Path(sys.argv[1])):
         Path(sys.argv[2]).write_text("locked")
         while not Path(sys.argv[3]).exists():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tlcnn_helpers import tuning
+from tlcnn_helpers import search_state, tuning
 from tlcnn_helpers.cli import main
 
 
@@ -58,5 +58,5 @@ def test_a_search_folder_made_for_another_space_is_refused(capsys, tmp_path):
     assert code == 2
     assert f"{tmp_path / 'mine'} was made for a different search (differs in: space)" in err
     assert "--fresh" in err
-    after = sorted(p.name for p in (tmp_path / "mine").iterdir() if p.name != tuning.LOCK_FILE)
+    after = sorted(p.name for p in (tmp_path / "mine").iterdir() if p.name != search_state.LOCK_FILE)
     assert after == before  # left untouched (but for the lock file every tune holds there)

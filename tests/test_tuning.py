@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlcnn_helpers import distributed, errors, files, memory, tuning, viz
+from tlcnn_helpers import distributed, errors, files, memory, search_state, tuning, viz
 from tlcnn_helpers.errors import TLCNNError
 
 SMALL = tuning.SEARCH_SPACES["small"]
@@ -122,7 +122,7 @@ def test_folder_made_for_another_space_is_refused_until_started_fresh(tmp_path):
                           max_trials=2)
     tuning.make_tuner("random", tiny_hypermodel(wider), directory=tmp_path, project_name="p",
                       max_trials=2, overwrite=True)
-    stored = json.loads((tmp_path / "p" / tuning.FINGERPRINT_FILE).read_text())
+    stored = json.loads((tmp_path / "p" / search_state.FINGERPRINT_FILE).read_text())
     assert stored == tiny_hypermodel(wider).fingerprint("random", seed=42, epochs_per_trial=1)
 
 
@@ -195,14 +195,14 @@ def test_three_tuners_search_and_log_hparams_then_a_reused_search_runs_nothing(t
     assert fig.axes[0].get_title() and len(fig.axes[0].lines) == 6
 
     # Same settings again: the completed trials are reloaded, nothing is rerun.
-    before = tuning.trial_infos(tmp_path / "t" / "random")
+    before = search_state.trial_infos(tmp_path / "t" / "random")
     with pytest.warns(errors.ReusedSearchWarning, match="2 completed trial.*overwrite=True"):
         tuner = tuning.make_tuner("random", tiny_hypermodel(), directory=tmp_path / "t",
                                   project_name="random", max_trials=2, seed=3)
     started = time.perf_counter()
     again = tuning.run_search(tuner, data, kind="random", epochs=1, tensorboard=False)
     assert time.perf_counter() - started < 5
-    assert tuning.trial_infos(tmp_path / "t" / "random") == before
+    assert search_state.trial_infos(tmp_path / "t" / "random") == before
     assert again.best_score == summaries["random"].best_score
 
     # The same search in another folder gives the same first trial: smoke runs reproduce.

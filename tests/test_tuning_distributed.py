@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 import pytest
 
-from tlcnn_helpers import tuning
+from tlcnn_helpers import search_state, tuning
 from tlcnn_helpers.settings import get_profile
 
 pytestmark = pytest.mark.slow
@@ -60,7 +60,7 @@ def end_processes_of(tmp_path: Path) -> list[int]:
 def wait_for_completed_trial(project_dir: Path, process: subprocess.Popen, limit: float) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        if tuning.completed_trials(project_dir):
+        if search_state.completed_trials(project_dir):
             return
         if process.poll() is not None:
             pytest.fail(f"the search exited (code {process.returncode}) before it was killed")
@@ -79,7 +79,7 @@ def test_search_killed_with_sigkill_resumes_without_rerunning_completed_trials(t
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
         assert first.returncode == -signal.SIGKILL
-        before = tuning.trial_infos(project_dir)
+        before = search_state.trial_infos(project_dir)
         done_before = {tid: info for tid, info in before.items() if info["status"] == "COMPLETED"}
         assert len(done_before) == 1, "killed too late to test a resume"
         assert all(info["pid"] == first.pid for info in done_before.values())
@@ -91,7 +91,7 @@ def test_search_killed_with_sigkill_resumes_without_rerunning_completed_trials(t
     finally:
         end_processes_of(tmp_path)
 
-    after = tuning.trial_infos(project_dir)
+    after = search_state.trial_infos(project_dir)
     completed = {tid: info for tid, info in after.items() if info["status"] == "COMPLETED"}
     assert len(completed) == 2  # the search finished its budget
     for tid, info in done_before.items():  # reloaded, not rerun: same process, same score

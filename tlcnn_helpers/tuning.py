@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile  # noqa: F401 (the doctests use it)
 import time
 import warnings
@@ -53,14 +52,24 @@ from .compat import hyperband_schedule  # noqa: F401 (notebook 05 prints the pla
 from .data import stratified_split, stratified_subset
 from .errors import (
     ReusedSearchWarning,
-    SearchFolderInUseError,
-    SearchSpaceMismatchError,
     TuningError,
 )
 from .evaluation import evaluate
-from .files import folder_lock, null_nonfinite, read_json, write_json
+from .files import read_json
 from .memory import custom_gradient_names, release_custom_gradients
 from .models import compile_for_classification, make_optimizer, paper_cnn
+from .search_state import (
+    FINGERPRINT_FILE,
+    FRESH,
+    TRIAL_INFO_FILE,
+    AtomicOracleMixin,
+    check_fingerprint,
+    check_project_name,
+    completed_trials,
+    empty_for_fresh,
+    trial_infos,
+    write_state_json,
+)
 from .settings import HYPERBAND_FACTOR, TUNER_KINDS, logs_dir, tuning_dir
 
 if TYPE_CHECKING:
@@ -70,9 +79,6 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 OBJECTIVE = "val_accuracy"
 STL10_INPUT_SHAPE = (96, 96, 3)
 MAX_FILTERS = 256  # the widest block of notebook 04's CIFAR model (a reconstruction)
-FINGERPRINT_FILE = "tlcnn_search.json"  # the marker: this course made the folder
-TRIAL_INFO_FILE = "tlcnn_trial.json"
-LOCK_FILE = "tlcnn_search.lock"
 
 
 def default_project_name(kind: str, profile_name: str) -> str:
@@ -82,10 +88,6 @@ def default_project_name(kind: str, profile_name: str) -> str:
     'stl10_random_smoke'
     """
     return f"stl10_{kind}_{profile_name}"
-
-
-def _write_json_compact(path: str | os.PathLike, obj: Any) -> None:
-    write_json(null_nonfinite(obj), path, indent=None)  # a diverged trial's NaN becomes null
 
 
 # ---------------------------------------------------------------------------- the space
@@ -295,43 +297,13 @@ def load_search_data(profile: Profile, data_dir: str | os.PathLike | None = None
 
 
 # ---------------------------------------------------------------------------- tuners
-_ENDED = ("COMPLETED", "FAILED")
-
-
-class _AtomicOracleMixin:
-    """Write the oracle's and the trials' JSON atomically (a kill never corrupts them), and
-    never rerun a trial that completed.
-
-    keras-tuner saves the oracle while an ended trial is still listed as ongoing, and
-    reloading sends ongoing trials for a retry: a search killed in that moment would rerun
-    a completed trial. Ended trials are left out of the saved ``ongoing_trials`` and out of
-    the retry queue after a reload.
-    """
-
-    def save(self) -> None:
-        state = self.get_state()
-        state["ongoing_trials"] = {
-            tuner_id: trial_id for tuner_id, trial_id in state["ongoing_trials"].items()
-            if self.trials[trial_id].status not in _ENDED}
-        _write_json_compact(self._get_oracle_fname(), state)
-
-    def reload(self) -> None:
-        super().reload()
-        self._retry_queue = [trial_id for trial_id in self._retry_queue
-                             if self.trials[trial_id].status not in _ENDED]
-
-    def _save_trial(self, trial: keras_tuner.engine.trial.Trial) -> None:
-        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
-        _write_json_compact(path, trial.get_state())
-
-
 class _CourseTunerMixin:
     """Per-trial bookkeeping (who ran it, seconds, memory) and memory released after each."""
 
     def save(self) -> None:
         if not self._is_worker():
             self.oracle.save()
-        _write_json_compact(compat.tuner_state_file(self), self.get_state())
+        write_state_json(compat.tuner_state_file(self), self.get_state())
 
     def on_trial_begin(self, trial: keras_tuner.engine.trial.Trial) -> None:
         self._trial_started = time.perf_counter(), _cpu_seconds()
@@ -354,7 +326,7 @@ class _CourseTunerMixin:
                 "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
                 "status": trial.status,
                 "epochs": _trial_epochs(trial.hyperparameters.values, self._fit_epochs)}
-        _write_json_compact(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_INFO_FILE, info)
+        write_state_json(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_INFO_FILE, info)
         super().on_trial_end(trial)
 
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
@@ -374,15 +346,15 @@ def _trial_epochs(values: Mapping[str, Any], fit_epochs: int) -> int:
     return fit_epochs
 
 
-class _RandomOracle(_AtomicOracleMixin, keras_tuner.oracles.RandomSearchOracle):
+class _RandomOracle(AtomicOracleMixin, keras_tuner.oracles.RandomSearchOracle):
     pass
 
 
-class _HyperbandOracle(_AtomicOracleMixin, keras_tuner.oracles.HyperbandOracle):
+class _HyperbandOracle(AtomicOracleMixin, keras_tuner.oracles.HyperbandOracle):
     pass
 
 
-class _BayesianOracle(_AtomicOracleMixin, keras_tuner.oracles.BayesianOptimizationOracle):
+class _BayesianOracle(AtomicOracleMixin, keras_tuner.oracles.BayesianOptimizationOracle):
     pass
 
 
@@ -413,95 +385,6 @@ def _make_oracle(kind: str, max_trials: int, seed: int, hyperband_max_epochs: in
                               factor=HYPERBAND_FACTOR, hyperband_iterations=1, seed=seed)
     oracle.max_trials = max_trials  # TuningBudget.trials_for: same epochs as the others
     return oracle
-
-
-def trial_infos(project_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Per-trial facts recorded by the course's tuners: keras-tuner's status and score,
-    and who ran the trial (``tuner_id``, ``pid``), its seconds, epochs and memory.
-
-    >>> trial_infos(tempfile.mkdtemp())
-    {}
-    """
-    infos: dict[str, dict[str, Any]] = {}
-    for trial_file in sorted(Path(project_dir).glob("trial_*/trial.json")):
-        try:
-            state = json.loads(trial_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        info_file = trial_file.parent / TRIAL_INFO_FILE
-        info = read_json(info_file, fix=FRESH, error=TuningError) if info_file.exists() else {}
-        info.update(trial_id=state["trial_id"], status=state["status"], score=state["score"],
-                    hyperparameters=state["hyperparameters"]["values"])
-        infos[state["trial_id"]] = info
-    return infos
-
-
-def completed_trials(project_dir: str | os.PathLike) -> list[str]:
-    """Ids of the trials completed in a search folder.
-
-    >>> completed_trials(tempfile.mkdtemp())
-    []
-    """
-    return [tid for tid, info in trial_infos(project_dir).items() if info["status"] == "COMPLETED"]
-
-
-def _check_fingerprint(project_dir: Path, fingerprint: dict[str, Any]) -> None:
-    stored_file = project_dir / FINGERPRINT_FILE
-    has_state = (project_dir / "oracle.json").exists()
-    if not stored_file.exists():
-        if has_state:
-            raise SearchSpaceMismatchError(
-                f"the search folder {project_dir} holds a keras-tuner search that this course "
-                f"did not make (no {FINGERPRINT_FILE}); pass another directory or project "
-                f"name, or start fresh (overwrite=True, or --fresh) to delete it")
-        return
-    stored = read_json(stored_file, fix=FRESH, error=TuningError)
-    if stored.get("sha256") == fingerprint["sha256"]:
-        return
-    old, new = stored.get("described", {}), fingerprint["described"]
-    differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    raise SearchSpaceMismatchError(
-        f"the search folder {project_dir} was made for a different search "
-        f"(differs in: {', '.join(differing)}); reusing it would mix trials of two searches. "
-        f"Pass another project name or directory, or start fresh (overwrite=True, or --fresh) "
-        f"to delete its {len(completed_trials(project_dir))} completed trials")
-
-
-FRESH = "start the search over with --fresh (overwrite=True), or move the folder away"
-
-
-def _empty_for_fresh(project_dir: Path) -> None:  # only a folder this course made
-    entries = [p for p in project_dir.iterdir() if p.name != LOCK_FILE]
-    if entries and not (project_dir / FINGERPRINT_FILE).exists():
-        raise TuningError(f"{project_dir} holds no {FINGERPRINT_FILE}, so the course did not make "
-                          f"it and --fresh (overwrite=True) will not delete it; delete it yourself")
-    for entry in entries:  # the lock file stays: another process may be waiting on it
-        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-
-
-def check_project_name(project_name: str) -> str:
-    """A search's folder name must be one plain name, so it stays inside the tuning folder.
-
-    >>> check_project_name("stl10_random_smoke")  # "..", "." or "a/b" raise TuningError
-    'stl10_random_smoke'
-    """
-    name = str(project_name)
-    if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
-        raise TuningError(f"--project {name!r} must be one plain folder name (such as "
-                          f"stl10_random_smoke), not a path: searches live in the tuning folder")
-    return name
-
-
-def lock_search_folder(project_dir: str | os.PathLike):
-    """Hold ``project_dir``: a second search there gets :class:`SearchFolderInUseError`.
-
-    >>> with lock_search_folder(Path(tempfile.mkdtemp()) / "p") as lock_file:
-    ...     lock_file.name
-    'tlcnn_search.lock'
-    """
-    return folder_lock(project_dir, LOCK_FILE, SearchFolderInUseError,
-                       "two searches in one folder would overwrite each other's trials: wait "
-                       "for it to finish, or pass another project name (--project)")
 
 
 def prepare_search_folder(kind: str, hypermodel: STL10HyperModel, *, directory: Path,
@@ -536,11 +419,11 @@ def prepare_search_folder(kind: str, hypermodel: STL10HyperModel, *, directory: 
         # keras-tuner would fail on a damaged file with a bare JSONDecodeError, naming nothing.
         for path in sorted([*project_dir.glob("*.json"), *project_dir.glob("trial_*/*.json")]):
             read_json(path, fix=FRESH, error=TuningError)
-        _check_fingerprint(project_dir, fingerprint)
+        check_fingerprint(project_dir, fingerprint)
     if compat.is_worker_process():
         return project_dir
     if overwrite and project_dir.exists():
-        _empty_for_fresh(project_dir)
+        empty_for_fresh(project_dir)
     elif project_dir.exists():
         done = completed_trials(project_dir)
         if done and warn_reuse:
@@ -551,7 +434,7 @@ def prepare_search_folder(kind: str, hypermodel: STL10HyperModel, *, directory: 
                 f"{' (the search returns at once)' if more == 0 else ''}. To start fresh, "
                 f"pass overwrite=True (command line: --fresh) or delete that folder.",
                 ReusedSearchWarning, stacklevel=3)
-    _write_json_compact(project_dir / FINGERPRINT_FILE, fingerprint)
+    write_state_json(project_dir / FINGERPRINT_FILE, fingerprint)
     return project_dir
 
 

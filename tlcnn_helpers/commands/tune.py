@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     """Search, retrain the best model, evaluate it on the test split, report."""
     import keras
 
-    from .. import distributed, settings, tuning
+    from .. import distributed, search_state, settings, tuning
     from ..data import SHARED_CLASSES
 
     started = time.perf_counter()
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     args.tuning_dir = Path(args.tuning_dir) if args.tuning_dir else settings.tuning_dir()
     if args.project is None:
         args.project = tuning.default_project_name(args.tuner, profile.name)
-    tuning.check_project_name(args.project)
+    search_state.check_project_name(args.project)
     _check_arguments(args, args.max_trials, args.epochs)
 
     if args.images_per_class is not None:
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
 
     # One search per folder: a second one would overwrite this one's trials. keras-tuner's own
     # chief and workers (--role, above) share the folder legitimately.
-    with tuning.lock_search_folder(Path(args.tuning_dir) / args.project):
+    with search_state.lock_search_folder(Path(args.tuning_dir) / args.project):
         return _search_and_report(args, profile, budget, hypermodel, settings, data, loaded,
                                   started)
 
