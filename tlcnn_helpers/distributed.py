@@ -68,7 +68,16 @@ def serve_as_chief(tuner: keras_tuner.Tuner, expected_workers: int,
     ``tuner.search()`` on a chief, it waits for all ``expected_workers`` (a worker that
     starts late still gets its stop signal) and polls every ``poll_seconds``, not 20 s.
 
-    >>> serve_as_chief(tuner, expected_workers=2)  # doctest: +SKIP
+    >>> import os
+    >>> from tlcnn_helpers.tuning import SEARCH_SPACES, STL10HyperModel, make_tuner
+    >>> tuner = make_tuner("random", STL10HyperModel(SEARCH_SPACES["small"]),
+    ...                    directory=tempfile.mkdtemp(), max_trials=1)
+    >>> chief = {"KERASTUNER_ORACLE_IP": LOOPBACK, "KERASTUNER_ORACLE_PORT": str(free_port()),
+    ...          "KERASTUNER_TUNER_ID": CHIEF_ID}
+    >>> os.environ.update(chief)
+    >>> serve_as_chief(tuner, expected_workers=0)  # no worker to wait for: serves, then stops
+    >>> for name in chief:
+    ...     del os.environ[name]
     """
     from concurrent import futures
 

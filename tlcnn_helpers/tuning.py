@@ -285,7 +285,7 @@ def load_search_data(profile: Profile, data_dir: str | os.PathLike | None = None
     """STL-10's 9 shared classes at 96x96 as the profile says (synthetic in ``smoke``).
 
     >>> from tlcnn_helpers.settings import get_profile
-    >>> load_search_data(get_profile("smoke"), tempfile.mkdtemp()).sizes()  # doctest: +SKIP
+    >>> load_search_data(get_profile("smoke"), tempfile.mkdtemp()).sizes()
     {'train': 288, 'validation': 72, 'test': 540}
     """
     from .data import SHARED_CLASSES, load_dataset
@@ -552,7 +552,12 @@ def run_search(tuner: keras_tuner.Tuner, data: SearchData, *, kind: str, epochs:
                verbose: int = 0) -> SearchSummary:
     """Run (or resume) the search on the training split, scored on the validation split.
 
-    >>> summary = run_search(tuner, data, kind="random", epochs=1)  # doctest: +SKIP
+    >>> x = np.random.default_rng(0).integers(0, 255, (36, 16, 16, 3), dtype="uint8")
+    >>> data = split_search_data(x, np.arange(36) % 9, x, np.arange(36) % 9, images_per_class=4)
+    >>> tuner = make_tuner("random", STL10HyperModel(SEARCH_SPACES["small"], input_shape=(16, 16, 3)),
+    ...                    directory=tempfile.mkdtemp(), max_trials=1)
+    >>> run_search(tuner, data, kind="random", epochs=1, tensorboard=False).trials_completed
+    1
     """
     callbacks = list(callbacks)
     if tensorboard:
@@ -585,7 +590,13 @@ def retrain_best(hyperparameters: Mapping[str, Any], data: SearchData, *, epochs
                  ) -> tuple[keras.Model, keras.callbacks.History]:
     """Train a fresh model with the best hyperparameters; the validation split gives curves.
 
-    >>> model, history = retrain_best(summary.best_hyperparameters, data, epochs=5)  # doctest: +SKIP
+    >>> x = np.random.default_rng(0).integers(0, 255, (36, 16, 16, 3), dtype="uint8")
+    >>> data = split_search_data(x, np.arange(36) % 9, x, np.arange(36) % 9, images_per_class=4)
+    >>> best = {"learning_rate": 1e-3, "optimizer": "adam", "filters": 4, "neurons": 8,
+    ...         "conv_blocks": 2, "dense_layers": 1, "dropout": 0.0}
+    >>> model, history = retrain_best(best, data, epochs=2)
+    >>> len(history.history["val_accuracy"]), model.output_shape
+    (2, (None, 9))
     """
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
@@ -605,7 +616,13 @@ def compare_tuners(data: SearchData, profile: Profile, *, kinds: Sequence[str] =
     The budget is the profile's random search, ``max_trials`` x ``epochs_per_trial``
     epochs; each tuner gets ``profile.tuning.trials_for(kind)`` trials.
 
-    >>> summaries = compare_tuners(data, get_profile("smoke"))  # doctest: +SKIP
+    >>> from tlcnn_helpers.settings import get_profile
+    >>> x = np.random.default_rng(0).integers(0, 255, (36, 16, 16, 3), dtype="uint8")
+    >>> data = split_search_data(x, np.arange(36) % 9, x, np.arange(36) % 9, images_per_class=4)
+    >>> summaries = compare_tuners(data, get_profile("smoke"), kinds=("random",),
+    ...                            directory=tempfile.mkdtemp(), space=SEARCH_SPACES["small"])
+    >>> list(summaries), summaries["random"].total_epochs == get_profile("smoke").tuning.epoch_budget
+    (['random'], True)
     """
     budget = profile.tuning
     space = space or get_search_space(budget.search_space)
