@@ -42,8 +42,8 @@ def test_pixel_ratio_key_is_the_ratio_of_the_loaded_image_sizes(tmp_path):
 
 
 def test_output_shape_key_is_what_keras_computes():
-    layer = keras.layers.Conv2D(1, 3, strides=2, padding="valid")
-    assert layer.compute_output_shape((1, 31, 31, 1))[1:3] == reference_solution("01.output_shape")
+    layer = keras.layers.Conv2D(1, 5, strides=3, padding="valid")
+    assert layer.compute_output_shape((1, 29, 29, 1))[1:3] == reference_solution("01.output_shape")
 
 
 def test_param_count_key_is_keras_count_params():
@@ -80,14 +80,15 @@ def test_stride_key_matches_keras_conv2d_and_a_brute_force_loop(stride):
     np.testing.assert_allclose(ours, by_keras, rtol=1e-4, atol=1e-4)
 
 
-def test_vertical_edge_key_responds_to_dark_left_bright_right_only():
-    kernel = np.asarray(reference_solution("01.vertical_edges"), dtype=float)
+def test_horizontal_edge_key_responds_to_dark_top_bright_bottom_only():
+    kernel = np.asarray(reference_solution("01.horizontal_edges"), dtype=float)
     step = np.zeros((9, 9))
-    step[:, 5:] = 1.0  # dark left, bright right
+    step[5:, :] = 1.0  # dark top, bright bottom
     response = brute_force_correlate(step, kernel, 1)
     flat = brute_force_correlate(np.full((9, 9), 0.7), kernel, 1)
     assert response.max() > 0 and np.allclose(flat, 0)
-    assert response.max() > brute_force_correlate(step[:, ::-1], kernel, 1).max()
+    assert response.max() > brute_force_correlate(step[::-1, :], kernel, 1).max()
+    assert np.allclose(brute_force_correlate(step.T, kernel, 1), 0)  # blind to a vertical edge
 
 
 def test_max_pool_and_global_average_keys_match_keras_layers():

@@ -19,8 +19,8 @@ from tlcnn_helpers.exercises import (
 
 
 def test_the_course_notebooks_have_exercises():
-    assert exercises.exercises_of("01") == ["01.output_shape", "01.param_count", "01.stride",
-                                           "01.vertical_edges"]
+    assert exercises.exercises_of("01") == ["01.horizontal_edges", "01.output_shape",
+                                           "01.param_count", "01.stride"]
     assert len(exercises.exercises_of("02")) == 4
 
 
@@ -45,17 +45,17 @@ def test_unfinished_answers_say_not_done_yet(name):
 
 WRONG_ANSWERS = [
     # (exercise, wrong answer, words the feedback must contain)
-    ("01.output_shape", (16, 16), "expected shape (15, 15), got (16, 16): check the padding"),
-    ("01.output_shape", (29, 29), "check the stride"),
-    ("01.output_shape", (14, 14), "forgot the +1"),
-    ("01.output_shape", (15.5, 15.5), "whole numbers"),
-    ("01.output_shape", 15, "tuple"),
-    ("01.output_shape", ("15", "15"), "give numbers"),
-    ("01.vertical_edges", np.ones((3, 3)), "add up to 0"),
-    ("01.vertical_edges", np.ones((2, 2)), "expected shape (3, 3), got (2, 2)"),
-    ("01.vertical_edges", -np.array([[-1, 0, 1]] * 3), "negatively"),
-    ("01.vertical_edges", np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]]), "gives 0 on a vertical"),
-    ("01.vertical_edges", np.array([[-2, 0, 1], [-1, 0, 1], [0, 0, 1]]), "horizontal edges"),
+    ("01.output_shape", (10, 10), "expected shape (9, 9), got (10, 10): check the padding"),
+    ("01.output_shape", (25, 25), "check the stride"),
+    ("01.output_shape", (8, 8), "forgot the +1"),
+    ("01.output_shape", (9.5, 9.5), "whole numbers"),
+    ("01.output_shape", 9, "tuple"),
+    ("01.output_shape", ("9", "9"), "give numbers"),
+    ("01.horizontal_edges", np.ones((3, 3)), "add up to 0"),
+    ("01.horizontal_edges", np.ones((2, 2)), "expected shape (3, 3), got (2, 2)"),
+    ("01.horizontal_edges", -np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]]), "negatively"),
+    ("01.horizontal_edges", np.array([[-1, 0, 1]] * 3), "gives 0 on a horizontal"),
+    ("01.horizontal_edges", np.array([[-2, -1, 0], [0, 0, 0], [1, 1, 1]]), "vertical edges"),
     ("01.param_count", 1200, "forgot the biases"),
     ("01.param_count", 416, "all 3 colour channels"),
     ("01.param_count", 76, "one filter"),
@@ -143,10 +143,10 @@ def test_typical_wrong_functions_get_a_helpful_message(name, function, words):
 def test_check_prints_and_never_raises(capsys):
     check("01.stride", broken)
     check("01.output_shape", None)
-    check("01.output_shape", (15, 15))
+    check("01.output_shape", (9, 9))
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("❌ 01.stride: your code raised")
-    assert lines[1].startswith("📝 01.output_shape: not done yet. A 31x31 image")
+    assert lines[1].startswith("📝 01.output_shape: not done yet. A 29x29 image")
     assert lines[2] == "✅ 01.output_shape: correct!"
 
 

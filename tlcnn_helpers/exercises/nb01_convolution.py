@@ -2,7 +2,7 @@
 
 >>> from tlcnn_helpers import exercises
 >>> exercises.exercises_of("01")
-['01.output_shape', '01.param_count', '01.stride', '01.vertical_edges']
+['01.horizontal_edges', '01.output_shape', '01.param_count', '01.stride']
 """
 
 from __future__ import annotations
@@ -16,66 +16,66 @@ from . import _call, _first_difference, _shape_tuple, register
 
 
 @register("01.output_shape",
-          "A 31x31 image goes through a 3x3 convolution with stride 2 and padding 'valid'. "
+          "A 29x29 image goes through a 5x5 convolution with stride 3 and padding 'valid'. "
           "Set `answer` to the output (height, width).",
-          reference=lambda: (conv_output_size(31, 3, 2, "valid"),) * 2)
+          reference=lambda: (conv_output_size(29, 5, 3, "valid"),) * 2)
 def _check_output_shape(answer: Any) -> str | None:
     shape = _shape_tuple(answer, 2, "(10, 10)")
     if isinstance(shape, str):
         return shape
-    expected = (conv_output_size(31, 3, 2, "valid"),) * 2
+    expected = (conv_output_size(29, 5, 3, "valid"),) * 2
     if shape == expected:
         return None
     side = shape[0]
     why = {
-        conv_output_size(31, 3, 2, "same"): "check the padding: 'valid' adds no border, so "
-                                            "the 3x3 window must fit inside the image",
-        conv_output_size(31, 3, 1, "valid"): "check the stride: the window moves 2 pixels "
-                                             "at a time, so about half as many positions fit",
-        (31 - 3) // 2: "you forgot the +1: the first position counts too, "
+        conv_output_size(29, 5, 3, "same"): "check the padding: 'valid' adds no border, so "
+                                            "the 5x5 window must fit inside the image",
+        conv_output_size(29, 5, 1, "valid"): "check the stride: the window moves 3 pixels "
+                                             "at a time, so about a third as many positions fit",
+        (29 - 5) // 3: "you forgot the +1: the first position counts too, "
                        "floor((n - k) / s) + 1",
-    }.get(side, "use floor((n - k) / s) + 1 with n = 31, k = 3, s = 2")
+    }.get(side, "use floor((n - k) / s) + 1 with n = 29, k = 5, s = 3")
     return f"expected shape {expected}, got {shape}: {why}"
 
 
-def _reference_vertical_edge_kernel() -> np.ndarray:
-    # Sobel: right column minus left column, centre row weighted twice.
-    return np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=float)
+def _reference_horizontal_edge_kernel() -> np.ndarray:
+    # Sobel turned on its side: bottom row minus top row, centre column weighted twice.
+    return np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], dtype=float)
 
 
 def _step_images(size: int = 9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     flat = np.full((size, size), 0.7)
-    vertical = np.zeros((size, size))
-    vertical[:, size // 2:] = 1.0  # dark left, bright right
-    return flat, vertical, vertical.T.copy()  # the transpose: dark top, bright bottom
+    horizontal = np.zeros((size, size))
+    horizontal[size // 2:, :] = 1.0  # dark top, bright bottom
+    return flat, horizontal, horizontal.T.copy()  # the transpose: dark left, bright right
 
 
-@register("01.vertical_edges",
-          "Set `vertical_edge_kernel` to a 3x3 NumPy array that gives a large positive value "
-          "where a dark left side meets a bright right side, and 0 on flat regions.",
-          reference=_reference_vertical_edge_kernel)
-def _check_vertical_edges(kernel: Any) -> str | None:
+@register("01.horizontal_edges",
+          "Set `horizontal_edge_kernel` to a 3x3 NumPy array that gives a large positive value "
+          "where a dark top meets a bright bottom (a horizontal edge), and 0 on flat regions.",
+          reference=_reference_horizontal_edge_kernel)
+def _check_horizontal_edges(kernel: Any) -> str | None:
     kernel = np.asarray(kernel, dtype=float)
     if kernel.shape != (3, 3):
         return f"expected shape (3, 3), got {kernel.shape}: write three rows of three numbers"
-    flat, vertical, horizontal = _step_images()
+    flat, horizontal, vertical = _step_images()
     on_flat = float(np.abs(conv2d(flat, kernel)).max())
     if on_flat > 1e-6:
         return (f"on a flat grey image your kernel gives {on_flat:.3g} instead of 0: make its "
                 f"values add up to 0 (now they add up to {kernel.sum():.3g})")
-    on_vertical = conv2d(vertical, kernel)
-    on_horizontal = float(np.abs(conv2d(horizontal, kernel)).max())
-    strongest = float(on_vertical.max())
-    if strongest <= 1e-6 and on_vertical.min() < -1e-6:
-        return ("it responds to the edge, but negatively: it looks for bright-to-dark. Swap "
-                "the signs so that the right column is positive")
+    on_horizontal = conv2d(horizontal, kernel)
+    on_vertical = float(np.abs(conv2d(vertical, kernel)).max())
+    strongest = float(on_horizontal.max())
+    if strongest <= 1e-6 and on_horizontal.min() < -1e-6:
+        return ("it responds to the edge, but negatively: it looks for bright-above-dark. Swap "
+                "the signs so that the bottom row is positive")
     if strongest <= 1e-6:
-        return ("it gives 0 on a vertical edge: the left and right columns must differ "
-                "(e.g. negative on the left, positive on the right)")
-    if on_horizontal > 0.25 * strongest:
-        return (f"it also responds to horizontal edges ({on_horizontal:.3g} versus "
-                f"{strongest:.3g} on the vertical one): make the three rows the same shape, so "
-                "only left-versus-right matters")
+        return ("it gives 0 on a horizontal edge: the top and bottom rows must differ "
+                "(e.g. negative on top, positive at the bottom)")
+    if on_vertical > 0.25 * strongest:
+        return (f"it also responds to vertical edges ({on_vertical:.3g} versus "
+                f"{strongest:.3g} on the horizontal one): make the three columns the same shape, "
+                "so only top-versus-bottom matters")
     return None
 
 
