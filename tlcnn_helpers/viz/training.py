@@ -11,6 +11,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .base import KERNEL_CMAP, closed_figure
 
@@ -39,6 +40,8 @@ def plot_learning_curves(runs: Mapping[str, Any], *, metrics: Sequence[str] = ("
     ...                            metrics=("accuracy", "loss"), validation=True)
     >>> [a.get_title() for a in fig.axes], fig.axes[0].get_xlabel()
     (['Accuracy', 'Loss'], 'epoch')
+    >>> all(tick == int(tick) for tick in fig.axes[0].get_xticks())  # whole epochs: no 1.25
+    True
     """
     fig, axes = closed_figure(1, len(metrics), 5.0 * len(metrics) + 1.4, 3.6)
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.8, max(len(runs), 1)))
@@ -59,6 +62,8 @@ def plot_learning_curves(runs: Mapping[str, Any], *, metrics: Sequence[str] = ("
         if paper and metric in paper:
             ax.axhline(paper[metric], color="grey", linestyle=":",
                        label=f"paper (test): {paper[metric]}")
+        if against == "epoch":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("wall time (s)" if against == "elapsed_seconds" else against.replace("_", " "))
         ax.set_ylabel(metric.replace("_", " "))
         if len(metrics) == 1:
@@ -99,8 +104,9 @@ def plot_per_class_accuracy(accuracies: dict[str, Sequence[float]], class_names:
                             *, title: str = "Accuracy per class") -> Figure:
     """Grouped bars: one group per class, one bar (hatched differently) per model.
 
-    >>> plot_per_class_accuracy({"m": [0.5, 1.0]}, ["a", "b"]).axes[0].get_xlabel()
-    'true class'
+    >>> fig = plot_per_class_accuracy({"m": [0.5, 1.0]}, ["a", "b"])
+    >>> fig.axes[0].get_xlabel(), [float(y) for y in fig.axes[0].get_ylim()]  # room for the legend
+    ('true class', [0.0, 1.15])
     """
     fig, axes = closed_figure(1, 1, 7, 3.4)  # shown once by the cell that returns it
     ax = axes[0, 0]
@@ -112,11 +118,12 @@ def plot_per_class_accuracy(accuracies: dict[str, Sequence[float]], class_names:
         ax.bar(positions + i * width, values, width, label=label, color=colours[i],
                hatch=hatches[i % len(hatches)], edgecolor="black", linewidth=0.4)
     ax.set_xticks(positions + width * (len(accuracies) - 1) / 2, class_names, rotation=30)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.15)  # the band above 1.0 holds the legend, clear of the bars
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_xlabel("true class")
     ax.set_ylabel("accuracy")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", ncol=max(len(accuracies), 1), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
