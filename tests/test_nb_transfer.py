@@ -36,8 +36,8 @@ def test_flatten_size_reference_is_what_keras_builds():
     ("06.smallest_input", 16, "4-block model"),
     ("06.smallest_input", 64, "smaller does too"),
     ("06.smallest_input", 8, "outputs nothing"),
-    ("06.predict_sweep", "same", "46 px"),
-    ("06.predict_sweep", "rise", "upsampled"),
+    ("06.predict_sweep", "all", "46 px"),
+    ("06.predict_sweep", "none", "AdaBN"),
     ("06.predict_sweep", "down", "one of"),
 ])
 def test_number_answers_name_the_mistake(name, answer, words):

@@ -105,7 +105,7 @@ def _check_smallest_input(answer: Any) -> str | None:
 
 
 # ---------------------------------------------------------------------------- predict, then run
-SWEEP_CHOICES = ("same", "fall", "rise")
+SWEEP_CHOICES = ("all", "part", "none")
 
 
 def _paper_field() -> int:
@@ -116,22 +116,25 @@ def _paper_field() -> int:
 
 
 @register("06.predict_sweep",
-          "Before running the sweep: the CIFAR-10 test images are upsampled from 32 to 48, 64 and "
-          "96 pixels and given to the size-agnostic paper model. Will its accuracy stay about "
-          "the 'same', 'fall' or 'rise' as the size grows? Set `prediction` to one of the three.",
-          reference=lambda: "fall")
+          "Before running the sweep: the CIFAR-10 test images are upsampled from 32 to 96 pixels "
+          "and given to the size-agnostic paper model, with and without re-calibrating its "
+          "BatchNorm statistics on upsampled training images. At 96 px, will re-calibration "
+          "bring the accuracy back to its 32 px level ('all'), recover 'part' of the gap, or "
+          "'none' of it? Set `prediction` to one of the three.",
+          reference=lambda: "part")
 def _check_predict_sweep(prediction: Any) -> str | None:
     if not isinstance(prediction, str) or prediction.strip().lower() not in SWEEP_CHOICES:
         return f"answer with one of {', '.join(map(repr, SWEEP_CHOICES))}, not {prediction!r}"
     field = _paper_field()
-    if prediction.strip().lower() == "fall":
+    if prediction.strip().lower() == "part":
         return None
-    if prediction.strip().lower() == "same":
-        return (f"the weights do run at every size (the shapes fit), but one output cell sees "
-                f"{field} px: all of a 32 px object, under half of the same object at 96 px. "
-                "The filters learnt parts at one scale: compare your prediction with the plot")
-    return (f"more pixels add no information here (the images are upsampled), and the "
-            f"{field} px field now covers only part of each object: look at the plot")
+    if prediction.strip().lower() == "all":
+        return ("re-calibration re-estimates BatchNorm's means and variances for the new scale, "
+                f"but the filters stay as learnt: one output cell sees {field} px, all of a "
+                "32 px object but under half of the same object at 96 px: compare the two curves")
+    return ("upsampled objects change the features' statistics, and re-estimating them on "
+            "unlabelled images at the new size (AdaBN) removes that part of the loss: compare "
+            "the two curves")
 
 
 # ---------------------------------------------------------------------------- the weight copy by hand

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from .base import MAP_CMAP, _display_range, _label_pixels, class_colours, closed_figure
+from .base import KERNEL_CMAP, MAP_CMAP, _display_range, _label_pixels, class_colours, closed_figure
 
 
 def _scaled(values: np.ndarray) -> np.ndarray:
@@ -66,14 +66,21 @@ def show_maps_with_receptive_field(panels: Sequence[tuple[str, np.ndarray, np.nd
     """Each panel ``(title, image, map)``: the map over the image and a dashed square of
     ``receptive_field`` pixels centred on the map's peak (what one cell of the last map sees).
 
-    Panels keep their own pixel axes, so the same square looks smaller on a larger image.
+    Panels keep their own pixel axes, so the same square looks smaller on a larger image; the
+    axes widen to show a square larger than the image (as ``show_receptive_field`` does).
 
     >>> fig = show_maps_with_receptive_field([("32 px", np.zeros((32, 32, 3)), np.eye(2))], 78)
     >>> fig.axes[0].get_xlabel(), len(fig.axes[0].patches)
     ('column (pixel)', 1)
+    >>> square = fig.axes[0].patches[0].get_bbox()
+    >>> left, right = fig.axes[0].get_xlim()
+    >>> bool(left <= square.x0 and square.x1 <= right)
+    True
     """
+    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
+    edge = plt.get_cmap(KERNEL_CMAP)(0.95)  # visible on the image and on the white margin
     fig, axes = closed_figure(1, len(panels), 3.2 * len(panels), 3.6)
     for ax, (title, image, heat) in zip(axes.flat, panels, strict=True):
         _overlay(ax, image, heat, alpha)
@@ -83,11 +90,12 @@ def show_maps_with_receptive_field(panels: Sequence[tuple[str, np.ndarray, np.nd
         centre_y = (row + 0.5) * height / heat.shape[0] - 0.5
         centre_x = (col + 0.5) * width / heat.shape[1] - 0.5
         half = receptive_field / 2
-        ax.add_patch(Rectangle((centre_x - half, centre_y - half), receptive_field,
-                               receptive_field, fill=False, edgecolor="white", linestyle="--",
+        left, top = centre_x - half, centre_y - half
+        ax.add_patch(Rectangle((left, top), receptive_field,
+                               receptive_field, fill=False, edgecolor=edge, linestyle="--",
                                linewidth=1.5, label=f"receptive field {receptive_field} px"))
-        ax.set_xlim(-0.5, width - 0.5)
-        ax.set_ylim(height - 0.5, -0.5)
+        ax.set_xlim(min(-0.5, left) - 1, max(width - 0.5, left + receptive_field) + 1)
+        ax.set_ylim(max(height - 0.5, top + receptive_field) + 1, min(-0.5, top) - 1)
         ax.set_xticks([0, width // 2, width - 1])
         ax.set_yticks([0, height // 2, height - 1])
         _label_pixels(ax, f"{title} (map {heat.shape[0]}x{heat.shape[1]})")
