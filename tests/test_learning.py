@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tlcnn_helpers import convolution, learning, training
 from tlcnn_helpers.exercises import feedback, reference_solution
+from tlcnn_helpers.pipelines import to_one_hot
 
 TOLERANCE = 1e-5
 
@@ -39,12 +40,12 @@ def test_cross_entropy_matches_keras_with_sparse_and_one_hot_labels(batch):
     probabilities = to_numpy(keras.activations.softmax(logits))
     by_hand = learning.cross_entropy(probabilities, labels)
     sparse = float(keras.losses.SparseCategoricalCrossentropy()(labels, probabilities))
-    one_hot = float(keras.losses.CategoricalCrossentropy()(learning.one_hot(labels, 9), probabilities))
+    one_hot = float(keras.losses.CategoricalCrossentropy()(to_one_hot(labels, 9), probabilities))
     from_logits = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits))
     assert abs(by_hand - sparse) < TOLERANCE
     assert abs(by_hand - one_hot) < TOLERANCE
     assert abs(by_hand - from_logits) < TOLERANCE
-    assert by_hand == learning.cross_entropy(probabilities, learning.one_hot(labels, 9))
+    assert by_hand == learning.cross_entropy(probabilities, to_one_hot(labels, 9))
 
 
 def test_a_uniform_guess_scores_ln_9():
@@ -58,7 +59,7 @@ def test_label_smoothing_targets_are_kerass_0_911_and_0_011(batch):
     assert np.delete(targets[0], labels[0]) == pytest.approx(np.full(8, 0.0111), abs=1e-4)
     probabilities = to_numpy(keras.activations.softmax(logits))
     keras_loss = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(
-        learning.one_hot(labels, 9), probabilities)
+        to_one_hot(labels, 9), probabilities)
     assert abs(float(keras_loss) - learning.cross_entropy(probabilities, targets)) < TOLERANCE
 
 

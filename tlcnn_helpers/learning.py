@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .errors import ModelInputError
+from .pipelines import to_one_hot
 
 # Central differences in float64 with this step agree with an exact gradient to about 1e-9
 # (relative error); a gradient check passes below GRADIENT_TOLERANCE. CS231n's guide calls
@@ -44,19 +45,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Integer labels ``(N,)`` as one-hot rows ``(N, num_classes)``.
-
-    >>> one_hot(np.array([2, 0]), 3).tolist()
-    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.min(initial=0) < 0 or labels.max(initial=0) >= num_classes:
-        raise ModelInputError(f"labels must be class numbers 0..{num_classes - 1} in one row; "
-                              f"got shape {labels.shape}")
-    return np.eye(num_classes)[labels]
-
-
 def smoothed_targets(labels: np.ndarray, num_classes: int, smoothing: float) -> np.ndarray:
     """Keras' label smoothing: ``y * (1 - e) + e / K`` for one-hot ``y``, ``K`` classes.
 
@@ -68,7 +56,7 @@ def smoothed_targets(labels: np.ndarray, num_classes: int, smoothing: float) -> 
     """
     if not 0.0 <= smoothing < 1.0:
         raise ModelInputError(f"smoothing={smoothing}: use a number in [0, 1), such as 0.1")
-    return one_hot(labels, num_classes) * (1.0 - smoothing) + smoothing / num_classes
+    return to_one_hot(labels, num_classes).astype("float64") * (1.0 - smoothing) + smoothing / num_classes
 
 
 def cross_entropy(probabilities: np.ndarray, targets: np.ndarray) -> float:
@@ -79,13 +67,13 @@ def cross_entropy(probabilities: np.ndarray, targets: np.ndarray) -> float:
     are clipped to ``[1e-7, 1]`` as Keras does, so a zero never gives infinity.
 
     >>> p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
-    >>> cross_entropy(p, np.array([0, 2])) == cross_entropy(p, one_hot(np.array([0, 2]), 3))
+    >>> cross_entropy(p, np.array([0, 2])) == cross_entropy(p, to_one_hot(np.array([0, 2]), 3))
     True
     """
     probabilities = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1.0)
     targets = np.asarray(targets)
     if targets.ndim == 1:
-        targets = one_hot(targets, probabilities.shape[-1])
+        targets = to_one_hot(targets, probabilities.shape[-1]).astype("float64")
     if targets.shape != probabilities.shape:
         raise ModelInputError(f"targets {targets.shape} and probabilities "
                               f"{probabilities.shape} differ: give one row per example")
