@@ -31,7 +31,8 @@ CALL = re.compile(r"\b(viz|widgets)\.(\w+)\s*\(")
 
 def _public_functions(module) -> dict[str, object]:
     return {name: f for name, f in inspect.getmembers(module, inspect.isfunction)
-            if not name.startswith("_") and f.__module__ == module.__name__}
+            if not name.startswith("_") and (f.__module__ == module.__name__
+                                             or f.__module__.startswith(module.__name__ + "."))}
 
 
 # viz functions that draw: those returning a Figure (sample_image, figure_to_png... do not).
