@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import pytest
 from tlcnn_helpers.commands.course import NotebookRun, find_notebooks, run_notebook
 from tlcnn_helpers.records import load_records
 from tlcnn_helpers.report import compare_records
+from tlcnn_helpers.settings import environment_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = find_notebooks(ROOT / "notebooks")
@@ -83,20 +82,6 @@ def run_folders(root: Path) -> dict[str, str]:
             for var in RUN_ENV_VARS}
 
 
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {var: os.environ.get(var) for var in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
-
-
 @dataclass
 class Executed:
     run: NotebookRun
@@ -121,7 +106,7 @@ class SmokeRun:
             out = self.root / "executed"
             out.mkdir(parents=True, exist_ok=True)
             before = tuple(self.executed)
-            with environment({**folders, **KERNEL_ENV}):
+            with environment_overrides({**folders, **KERNEL_ENV}):
                 run = run_notebook(notebook, out, "smoke", self.records_dir,
                                    timeout=TIMEOUT_SECONDS)
             path = out / notebook.name

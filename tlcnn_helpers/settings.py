@@ -31,7 +31,8 @@ command of ``python -m tlcnn_helpers``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -375,3 +376,27 @@ def offline_mode(environ: Mapping[str, str] | None = None) -> bool:
     """
     env = os.environ if environ is None else environ
     return env.get(OFFLINE_ENV_VAR, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+@contextmanager
+def environment_overrides(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for a block, then put back what was there (or nothing).
+
+    Kernels started inside the block (papermill, tests) inherit the values.
+
+    >>> with environment_overrides({"TLCNN_DEMO_VAR": "1"}):
+    ...     os.environ["TLCNN_DEMO_VAR"]
+    '1'
+    >>> "TLCNN_DEMO_VAR" in os.environ
+    False
+    """
+    saved = {var: os.environ.get(var) for var in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value

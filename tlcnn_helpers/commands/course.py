@@ -31,6 +31,7 @@ from ..settings import (
     PROFILE_ENV_VAR,
     RECORDS_DIR_ENV_VAR,
     TUNING_DIR_ENV_VAR,
+    environment_overrides,
     get_profile,
     repo_root,
 )
@@ -94,18 +95,15 @@ def run_notebook(notebook: Path, out_dir: Path, profile: str, records_dir: Path,
     """
     import papermill
 
-    saved = {var: os.environ.get(var)
-             for var in (PROFILE_ENV_VAR, RECORDS_DIR_ENV_VAR, *FOLDER_ENV_VARS)}
-    os.environ[PROFILE_ENV_VAR] = profile
-    os.environ[RECORDS_DIR_ENV_VAR] = str(Path(records_dir).resolve())
+    overrides = {PROFILE_ENV_VAR: profile, RECORDS_DIR_ENV_VAR: str(Path(records_dir).resolve())}
     for var in FOLDER_ENV_VARS:  # relative to where the course was started, not notebooks/
         if os.environ.get(var):
-            os.environ[var] = os.path.abspath(os.path.expanduser(os.environ[var]))
+            overrides[var] = os.path.abspath(os.path.expanduser(os.environ[var]))
     log_path = Path(out_dir) / "kernel-logs" / f"{notebook.stem}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        with open(log_path, "wb") as log:
+        with environment_overrides(overrides), open(log_path, "wb") as log:
             papermill.execute_notebook(
                 str(notebook), str(out_dir / notebook.name), parameters={"PROFILE": profile},
                 cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
@@ -117,12 +115,6 @@ def run_notebook(notebook: Path, out_dir: Path, profile: str, records_dir: Path,
     except Exception as err:  # kernel died, timeout, ...: reported in the table, run goes on
         status = (f"failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                   f" (kernel log: {log_path})")
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
     return NotebookRun(notebook.name, time.perf_counter() - start, status)
 
 
