@@ -201,7 +201,8 @@ def fast_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 
 def _check_shape(input_shape: Sequence[int], poolings: int) -> None:
     shape = tuple(input_shape)
     smallest = 2 ** poolings
-    if len(shape) != 3 or shape[2] != 3 or min(shape[:2]) < smallest:
+    sides = [side for side in shape[:2] if side is not None]  # None: any size
+    if len(shape) != 3 or shape[2] != 3 or (sides and min(sides) < smallest):
         raise ModelInputError(
             f"input_shape={shape}: need (height, width, 3) RGB images at least "
             f"{smallest}x{smallest} for {poolings} pooling steps")

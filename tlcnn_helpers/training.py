@@ -6,7 +6,7 @@ Two levels, both used by the notebooks and the ``train`` command:
   callbacks (one progress line per epoch, per-epoch timing, an optional time budget, and
   ``BackupAndRestore`` so an interrupted run resumes from its last finished epoch) and
   returns a :class:`TrainingResult`.
-* :func:`train_recipe` does everything for a :class:`Recipe` (``"paper"`` or ``"fast"``,
+* :func:`train_recipe` does everything for a :class:`Recipe` (``"paper"``, ``"fast"`` or ``"multiscale"``,
   see :func:`get_recipe`): pipelines, model, learning-rate schedule, precision, ``fit``.
 
 For transfer learning, :func:`fit_head` trains only a model's head, :func:`fine_tune` the head
@@ -45,12 +45,12 @@ from keras import layers
 from . import models as model_builders
 from .environment import choose_precision
 from .errors import BackupMismatchError, ModelInputError, TLCNNError
-from .evaluation import check_images, check_labels, walk_layers
+from .evaluation import check_images, check_labels, image_input_shape, walk_layers
 from .files import null_nonfinite, read_json, write_json
 from .models import compile_for_classification, make_optimizer
 from .pipelines import make_dataset
 
-RECIPES = ("paper", "fast")
+RECIPES = ("paper", "fast", "multiscale")
 BACKUP_SUBFOLDER = "tlcnn-backup"
 BACKUP_FINGERPRINT = "fingerprint.json"  # the settings of the run that made a backup
 SCHEDULES = ("constant", "warmup_cosine")
@@ -66,6 +66,9 @@ class Recipe:
     ``precision`` is a Keras dtype policy (``"float32"``, ``"mixed_bfloat16"``, ...) or
     ``"auto"`` (see :func:`choose_precision`).
     ``model_options`` go to the model builder (:mod:`tlcnn_helpers.models`).
+    ``scales`` (the multiscale recipe) builds a model that takes any image size and trains
+    each batch at one of these sizes, drawn as ``scale_weighting`` says
+    (:func:`~tlcnn_helpers.pipelines.scale_probabilities`).
     """
 
     name: str
@@ -82,13 +85,17 @@ class Recipe:
     precision: str = "float32"
     steps_per_execution: int = 1
     model_options: dict = field(default_factory=dict)
+    scales: tuple[int, ...] = ()
+    scale_weighting: str = "equal_compute"
 
     def describe(self) -> str:
         """One line for notebooks and logs."""
         return (f"{self.name}: {self.model} model, {self.epochs} epochs, batch {self.batch_size}, "
                 f"{self.optimizer} lr {self.learning_rate:g} ({self.schedule}), "
                 f"label smoothing {self.label_smoothing:g}, augment {self.augment}, "
-                f"{self.precision}")
+                f"{self.precision}"
+                + (f", sizes {'/'.join(map(str, self.scales))} px ({self.scale_weighting})"
+                   if self.scales else ""))
 
 
 def paper_recipe(epochs: int = 30, batch_size: int = 64) -> Recipe:
@@ -115,6 +122,8 @@ def fast_recipe(epochs: int = 10, batch_size: int = 128, **overrides: Any) -> Re
     'warmup_cosine'
     """
     fields = set(Recipe.__dataclass_fields__)
+    if "scales" in overrides:
+        overrides["scales"] = tuple(int(size) for size in overrides["scales"])
     model_options = {k: overrides.pop(k) for k in list(overrides) if k not in fields}
     base = Recipe(name="fast", model="fast", epochs=epochs, batch_size=batch_size,
                   learning_rate=4e-3, optimizer="adamw", weight_decay=5e-4,
@@ -124,8 +133,24 @@ def fast_recipe(epochs: int = 10, batch_size: int = 128, **overrides: Any) -> Re
     return replace(base, **overrides)
 
 
+def multiscale_recipe(epochs: int = 40, batch_size: int = 128, **overrides: Any) -> Recipe:
+    """The fast recipe made to work at every image size (notebook 06, "One model for every size").
+
+    The fast model is built for ``(None, None, 3)`` images (its global pooling makes that
+    possible) and every training batch is upsampled to 32, 48, 64 or 96 px, each size
+    getting the same share of the compute (``scale_weighting="equal_compute"``: a 96 px
+    batch costs about 9 times a 32 px one, so it is drawn 9 times less often). Meant to
+    run under a time budget (``--time-budget 600``), which fits the schedule into it.
+
+    >>> multiscale_recipe().scales
+    (32, 48, 64, 96)
+    """
+    settings = {"scales": (32, 48, 64, 96), **overrides}
+    return replace(fast_recipe(epochs, batch_size, **settings), name="multiscale")
+
+
 def get_recipe(name: str, profile: Any = None, **overrides: Any) -> Recipe:
-    """The ``"paper"`` or ``"fast"`` recipe, with epochs and batch size from ``profile.cifar``.
+    """The ``"paper"``, ``"fast"`` or ``"multiscale"`` recipe, epochs and batch size from ``profile.cifar``.
 
     >>> from tlcnn_helpers.settings import get_profile
     >>> get_recipe("paper", get_profile("smoke")).epochs
@@ -143,6 +168,8 @@ def get_recipe(name: str, profile: Any = None, **overrides: Any) -> Recipe:
     if name == "paper":
         base = paper_recipe(settings.pop("epochs", 30), settings.pop("batch_size", 64))
         return replace(base, **settings)
+    if name == "multiscale":
+        return multiscale_recipe(**settings)
     return fast_recipe(**settings)
 
 
@@ -194,6 +221,8 @@ def build_model(recipe: Recipe, input_shape: Sequence[int], num_classes: int,
     keras.mixed_precision.set_global_policy(choose_precision(recipe.precision))
     try:
         options = dict(recipe.model_options)
+        if recipe.scales:  # one set of weights for every image size
+            input_shape = (None, None, input_shape[-1])
         model = builders[recipe.model](tuple(input_shape), num_classes, **options)
     finally:
         keras.mixed_precision.set_global_policy(previous)
@@ -558,11 +587,17 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
         model = build_model(compiled_recipe, x.shape[1:], num_classes, steps_per_epoch)
     else:
         check_images(model, x, "the training images")
+        if recipe.scales and None not in image_input_shape(model)[:2]:
+            raise ModelInputError(
+                f"the {recipe.name} recipe trains at {'/'.join(map(str, recipe.scales))} px, but "
+                f"model {model.name!r} takes only {image_input_shape(model)[:2]} images: make it "
+                f"size-agnostic first (transfer.make_size_agnostic) or use another recipe")
         compile_for_classification(
             model, optimizer=optimizer_for(compiled_recipe, steps_per_epoch),
             label_smoothing=recipe.label_smoothing)
     train_ds = make_dataset(x, y, num_classes=num_classes, batch_size=recipe.batch_size,
-                            training=True, seed=seed, augment=recipe.augment)
+                            training=True, seed=seed, augment=recipe.augment,
+                            scales=recipe.scales, scale_weighting=recipe.scale_weighting)
     val_ds = None
     if val is not None:
         val_ds = make_dataset(*val, num_classes=num_classes, batch_size=256)

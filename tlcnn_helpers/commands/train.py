@@ -1,7 +1,9 @@
-"""``python -m tlcnn_helpers train``: train the CIFAR-10 model with the paper's or the fast recipe.
+"""``python -m tlcnn_helpers train``: train the CIFAR-10 model with the paper's, the fast or the multiscale recipe.
 
 Writes the trained model (``--out``, a ``.keras`` file) and a JSON report (``--report``) with
-the test accuracy and loss, epochs, timings, throughput and a per-epoch history. With
+the test accuracy and loss, epochs, timings, throughput and a per-epoch history; for a model
+that takes any image size (the multiscale recipe), also ``test_accuracy_by_size``: the test
+images upsampled to 32, 48, 64 and 96 px. With
 ``--backup-dir`` an interrupted run resumes from its last finished epoch when the same
 command is run again. ``--from-model`` starts from a saved model instead of a new one.
 
@@ -27,6 +29,8 @@ from pathlib import Path
 from ..errors import CourseError
 
 DATASETS = ("cifar10", "stl10")
+RECIPES = ("paper", "fast", "multiscale")  # training.RECIPES, without importing TensorFlow
+SWEEP_SIZES = (32, 48, 64, 96)  # test_accuracy_by_size, for models that take any size
 
 
 def register(subparsers) -> None:
@@ -36,7 +40,8 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=DATASETS,
                         help="cifar10 (32x32); stl10 (96x96) needs a model built for 96x96")
-    parser.add_argument("--recipe", choices=("paper", "fast"), default="fast")
+    parser.add_argument("--recipe", choices=RECIPES, default="fast",
+                        help="paper, fast, or multiscale (one model for every image size)")
     parser.add_argument("--profile", default=None,
                         help="smoke (synthetic data), teach or paper: budgets and data source "
                              "(default: TLCNN_PROFILE, else teach)")
@@ -65,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
     from .. import files
     from ..data import dataset_status, load_dataset, train_val_split
     from ..errors import DatasetNotFoundError
-    from ..evaluation import check_images, evaluate
+    from ..evaluation import check_images, evaluate, image_input_shape
     from ..files import check_output_file, load_model, write_json
     from ..settings import default_data_dir, get_profile, resolve_profile
     from ..training import get_recipe, remove_backup, train_recipe, training_report
+    from ..transfer import resolution_sweep
 
     started = time.perf_counter()
     # As in tune: an explicit --profile wins, else TLCNN_PROFILE, else teach.
@@ -123,12 +129,17 @@ def run(args: argparse.Namespace) -> int:
                           run_facts={"profile": profile.name, "data_source": profile.data_source,
                                      "dataset": args.dataset, "from_model": args.from_model})
     metrics = evaluate(result.model, x_test, y_test)
+    by_size = {}
+    if None in image_input_shape(result.model)[:2]:
+        by_size = {"test_accuracy_by_size": {
+            str(row.size): row.accuracy
+            for row in resolution_sweep(result.model, x_test, y_test, SWEEP_SIZES)}}
     files.save_model(result.model, out)
     report = training_report(
         result, metrics, recipe=recipe, profile=profile.name, data_source=profile.data_source,
         dataset=args.dataset, seed=seed, model_path=str(out), parameters=result.model.count_params(),
         train_images=len(train), val_images=len(val), test_images=len(y_test),
-        total_seconds=round(time.perf_counter() - started, 3))
+        total_seconds=round(time.perf_counter() - started, 3), **by_size)
     write_json(report, report_path)
     remove_backup(args.backup_dir)  # only now: a failed save above can still resume
     if not args.quiet:
