@@ -206,3 +206,24 @@ def test_the_docstring_examples_hold():
     from tlcnn_helpers import report
 
     assert doctest.testmod(report).failed == 0
+
+
+def test_the_recorded_paper_run_ships_with_the_package_and_has_30_epochs_of_curves():
+    import tomllib
+    from pathlib import Path
+
+    from tlcnn_helpers.errors import RecordsError
+    from tlcnn_helpers.records import RECORDED_RUNS, recorded_run
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["tlcnn_helpers"]
+    package = RECORDED_RUNS.parent
+    shipped = {p for pattern in patterns for p in package.glob(pattern)}
+    assert set(RECORDED_RUNS.glob("*.json")) <= shipped, "a recorded run would not be installed"
+    run = recorded_run("paper_recipe_30_epochs")
+    curves = run["curves"]
+    assert curves["epoch"] == list(range(1, 31))
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(curves)
+    assert run["summary"]["train_images"] == 40500 and run["summary"]["parameters"] == 919753
+    with pytest.raises(RecordsError, match="paper_recipe_30_epochs"):
+        recorded_run("no_such_run")

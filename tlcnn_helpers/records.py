@@ -114,3 +114,28 @@ def _read(path: Path) -> list[dict[str, Any]]:
             raise RecordsError(f"the records file {path} has a row with a wrong type of "
                                f"{', '.join(wrong)} (row {number}); {fix}, or correct the row")
     return rows
+
+
+RECORDED_RUNS = Path(__file__).parent / "recorded"
+
+
+def recorded_run(name: str) -> dict[str, Any]:
+    """A benchmark run the course ships, for figures too long to train in a notebook.
+
+    ``name`` is a file in ``tlcnn_helpers/recorded/`` (written by a script in
+    ``benchmarks/``, which says how). Returns its ``summary`` (settings, data, machine load)
+    and ``curves``: each per-epoch metric as a list, ready for ``viz.plot_learning_curves``.
+
+    >>> run = recorded_run("paper_recipe_30_epochs")
+    >>> run["summary"]["recipe"], len(run["curves"]["val_accuracy"])
+    ('paper', 30)
+    """
+    path = RECORDED_RUNS / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in RECORDED_RUNS.glob("*.json"))
+        raise RecordsError(f"no recorded run {name!r} in {RECORDED_RUNS}: use one of {known}")
+    run = read_json(path, fix="reinstall tlcnn-helpers: this file ships with it")
+    history = run["history"]
+    metrics = [key for key in history[0] if key != "epoch"] if history else []
+    return {"summary": run["summary"],
+            "curves": {key: [row.get(key) for row in history] for key in ["epoch", *metrics]}}

@@ -150,6 +150,10 @@ class TransferBudget:
     target_train_per_class: int | None = None
     target_test_per_class: int | None = None
     sweep_test_per_class: int | None = None
+    # "One model for every size": the multiscale recipe's time budget and schedule length
+    # (the budget ends it first), when no saved multiscale model is found.
+    multiscale_seconds: float = 20.0
+    multiscale_epochs: int = 2
 
 
 @dataclass(frozen=True)
@@ -244,7 +248,8 @@ PROFILES: dict[str, Profile] = {
         transfer=TransferBudget(source_epochs=5, head_epochs=2, finetune_epochs=2,
                                 scratch_epochs=4, recalibration_images=1024,
                                 target_train_per_class=100, target_test_per_class=200,
-                                sweep_test_per_class=100),
+                                sweep_test_per_class=100, multiscale_seconds=600,
+                                multiscale_epochs=100),
         # Without notebook 04's model: 3 epochs on 15,000 images, about 1.5 minutes.
         interpretation=InterpretationBudget(images_per_class=100, occlusion_images=64,
                                             fallback_epochs=3, fallback_train_images=15000,
@@ -261,7 +266,8 @@ PROFILES: dict[str, Profile] = {
         tuning=TuningBudget(max_trials=10, epochs_per_trial=10, retrain_epochs=30,
                             hyperband_max_epochs=10, batch_size=64),
         transfer=TransferBudget(source_epochs=30, head_epochs=5, finetune_epochs=10,
-                                scratch_epochs=15, recalibration_images=2048),
+                                scratch_epochs=15, recalibration_images=2048,
+                                multiscale_seconds=600, multiscale_epochs=100),
         interpretation=InterpretationBudget(images_per_class=300, occlusion_images=256,
                                             fallback_epochs=30),
     ),

@@ -66,9 +66,8 @@ class Recipe:
     ``precision`` is a Keras dtype policy (``"float32"``, ``"mixed_bfloat16"``, ...) or
     ``"auto"`` (see :func:`choose_precision`).
     ``model_options`` go to the model builder (:mod:`tlcnn_helpers.models`).
-    ``scales`` (the multiscale recipe) builds a model that takes any image size and trains
-    each batch at one of these sizes, drawn as ``scale_weighting`` says
-    (:func:`~tlcnn_helpers.pipelines.scale_probabilities`).
+    ``scales`` (multiscale recipe): a model for any image size, each batch at one of these
+    sizes, drawn as ``scale_weighting`` says (:func:`~tlcnn_helpers.pipelines.scale_probabilities`).
     """
 
     name: str
@@ -90,12 +89,11 @@ class Recipe:
 
     def describe(self) -> str:
         """One line for notebooks and logs."""
+        sizes = f", sizes {'/'.join(map(str, self.scales))} px ({self.scale_weighting})"
         return (f"{self.name}: {self.model} model, {self.epochs} epochs, batch {self.batch_size}, "
                 f"{self.optimizer} lr {self.learning_rate:g} ({self.schedule}), "
                 f"label smoothing {self.label_smoothing:g}, augment {self.augment}, "
-                f"{self.precision}"
-                + (f", sizes {'/'.join(map(str, self.scales))} px ({self.scale_weighting})"
-                   if self.scales else ""))
+                f"{self.precision}{sizes if self.scales else ''}")
 
 
 def paper_recipe(epochs: int = 30, batch_size: int = 64) -> Recipe:
@@ -115,14 +113,13 @@ def fast_recipe(epochs: int = 10, batch_size: int = 128, **overrides: Any) -> Re
     fast on a CPU), AdamW with warm-up plus cosine decay (a high learning rate early, a
     small one late, so few epochs suffice), label smoothing 0.1, and flips plus shifts done
     by Keras preprocessing layers, and bfloat16 where the CPU has it (``precision="auto"``).
-    ``overrides`` replace any :class:`Recipe` field, and
-    unknown keys (such as ``widths``) go to the model builder.
+    ``overrides`` replace any :class:`Recipe` field; others (``widths``...) go to the model.
 
     >>> fast_recipe(epochs=3).schedule
     'warmup_cosine'
     """
     fields = set(Recipe.__dataclass_fields__)
-    if "scales" in overrides:
+    if "scales" in overrides:  # a list (from JSON) would make the frozen Recipe unhashable
         overrides["scales"] = tuple(int(size) for size in overrides["scales"])
     model_options = {k: overrides.pop(k) for k in list(overrides) if k not in fields}
     base = Recipe(name="fast", model="fast", epochs=epochs, batch_size=batch_size,
@@ -136,11 +133,9 @@ def fast_recipe(epochs: int = 10, batch_size: int = 128, **overrides: Any) -> Re
 def multiscale_recipe(epochs: int = 40, batch_size: int = 128, **overrides: Any) -> Recipe:
     """The fast recipe made to work at every image size (notebook 06, "One model for every size").
 
-    The fast model is built for ``(None, None, 3)`` images (its global pooling makes that
-    possible) and every training batch is upsampled to 32, 48, 64 or 96 px, each size
-    getting the same share of the compute (``scale_weighting="equal_compute"``: a 96 px
-    batch costs about 9 times a 32 px one, so it is drawn 9 times less often). Meant to
-    run under a time budget (``--time-budget 600``), which fits the schedule into it.
+    The fast model is built for ``(None, None, 3)`` images and each batch is upsampled to
+    32, 48, 64 or 96 px, every size getting the same compute (a 96 px batch costs about 9
+    times a 32 px one, so it is drawn 9 times less often). Run it under a time budget.
 
     >>> multiscale_recipe().scales
     (32, 48, 64, 96)
@@ -588,10 +583,9 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
     else:
         check_images(model, x, "the training images")
         if recipe.scales and None not in image_input_shape(model)[:2]:
-            raise ModelInputError(
-                f"the {recipe.name} recipe trains at {'/'.join(map(str, recipe.scales))} px, but "
-                f"model {model.name!r} takes only {image_input_shape(model)[:2]} images: make it "
-                f"size-agnostic first (transfer.make_size_agnostic) or use another recipe")
+            raise ModelInputError(f"the {recipe.name} recipe trains at several sizes, but model "
+                                  f"{model.name!r} takes one size only: make it size-agnostic "
+                                  f"first (transfer.make_size_agnostic) or use another recipe")
         compile_for_classification(
             model, optimizer=optimizer_for(compiled_recipe, steps_per_epoch),
             label_smoothing=recipe.label_smoothing)
