@@ -1,5 +1,6 @@
-"""Evaluating a trained classifier: which images it accepts, predictions, one ``evaluate``,
-the confusion matrix, accuracy per class and the most confident mistakes.
+"""Evaluating a trained classifier: which images it accepts, predictions (optionally with
+test-time augmentation), one ``evaluate``, the confusion matrix, accuracy per class and the
+most confident mistakes.
 
 A model's input checks live here too (:func:`check_images`, :func:`check_input_shape`,
 :func:`minimum_input_size`): they answer "can this model take these images?" before any
@@ -315,19 +316,50 @@ def _outputs_probabilities(model: Any) -> bool:
     return getattr(getattr(model.layers[-1], "activation", None), "__name__", "") == "softmax"
 
 
-def predict(model: Any, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+TTA_KINDS = ("flip", "flip_shift")
+
+
+def tta_views(images: np.ndarray, kind: str = "flip", shift: int = 2) -> list[np.ndarray]:
+    """The views of ``images`` that test-time augmentation averages over.
+
+    ``"flip"``: the images and their mirror images (what the fast recipe trains with).
+    ``"flip_shift"``: those two, each also moved ``shift`` pixels up-left and down-right
+    (borders reflected), 6 views in all. Every view costs one more pass over the images.
+
+    >>> [v[0, 0, :, 0].tolist() for v in tta_views(np.arange(3).reshape(1, 1, 3, 1), "flip")]
+    [[0, 1, 2], [2, 1, 0]]
+    """
+    if kind not in TTA_KINDS:
+        raise ModelInputError(f"tta={kind!r}: use one of {', '.join(TTA_KINDS)} (or None)")
+    images = np.asarray(images)
+    views = [images, images[:, :, ::-1]]
+    if kind == "flip_shift":
+        pad = ((0, 0), (shift, shift), (shift, shift), (0, 0))
+        height, width = images.shape[1:3]
+        for view in list(views):
+            padded = np.pad(view, pad, mode="reflect")
+            views += [padded[:, :height, :width], padded[:, 2 * shift:, 2 * shift:]]
+    return views
+
+
+def predict(model: Any, x: np.ndarray, *, batch_size: int = 256, tta: str | None = None
+            ) -> np.ndarray:
     """Class probabilities (float32) for uint8 images, batched through tf.data.
 
     A model whose last layer is not a softmax is taken to output logits, and they are
-    turned into probabilities.
+    turned into probabilities. ``tta`` (``"flip"`` or ``"flip_shift"``, see
+    :func:`tta_views`) averages the probabilities over augmented views of each image.
 
     >>> from tlcnn_helpers.models import paper_cnn
-    >>> predict(paper_cnn(), np.zeros((2, 32, 32, 3), "uint8")).shape
+    >>> predict(paper_cnn(), np.zeros((2, 32, 32, 3), "uint8"), tta="flip").shape
     (2, 9)
     """
     check_images(model, x)
     if not len(x):
         return np.zeros((0, model.output_shape[-1]), "float32")
+    if tta is not None:
+        views = tta_views(x, tta)
+        return np.mean([predict(model, view, batch_size=batch_size) for view in views], axis=0)
     ds = tf.data.Dataset.from_tensor_slices(np.asarray(x)).batch(batch_size)
     outputs = np.concatenate([np.asarray(model(batch, training=False), dtype="float32")
                               for batch in ds])
@@ -336,19 +368,22 @@ def predict(model: Any, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     return outputs
 
 
-def evaluate(model: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int = 256
-             ) -> dict[str, float]:
+def evaluate(model: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int = 256,
+             tta: str | None = None) -> dict[str, float]:
     """``{"test_accuracy", "test_loss"}`` of ``model`` on uint8 images ``x``, integer labels ``y``.
 
     The loss is plain cross-entropy (no label smoothing), so recipes trained with and
-    without smoothing are compared on the same scale.
+    without smoothing are compared on the same scale. It is computed from the predicted
+    probabilities, which Keras clips to [1e-7, 1 - 1e-7]; ``model.fit``'s ``val_loss`` uses
+    the softmax's logits unclipped, so on an over-confident model it can be higher.
+    ``tta`` averages over augmented views (:func:`predict`).
 
     >>> from tlcnn_helpers.models import paper_cnn
     >>> sorted(evaluate(paper_cnn(), np.zeros((4, 32, 32, 3), "uint8"), np.arange(4)))
     ['test_accuracy', 'test_loss']
     """
     labels = check_labels(model, x, y)
-    probabilities = predict(model, x, batch_size=batch_size)
+    probabilities = predict(model, x, batch_size=batch_size, tta=tta)
     loss = keras.losses.categorical_crossentropy(
         to_one_hot(labels, int(model.output_shape[-1])), probabilities)
     accuracy = float(np.mean(np.argmax(probabilities, axis=1) == labels)) if len(labels) else 0.0

@@ -1,7 +1,9 @@
 """``python -m tlcnn_helpers train``: train the CIFAR-10 model with the paper's, the fast or the multiscale recipe.
 
 Writes the trained model (``--out``, a ``.keras`` file) and a JSON report (``--report``) with
-the test accuracy and loss, epochs, timings, throughput and a per-epoch history; for a model
+the test accuracy and loss (``tta`` says whether test-time augmentation was used for them;
+``test_accuracy_by_tta`` gives the accuracy without it and with flips), epochs, timings,
+throughput and a per-epoch history; for a model
 that takes any image size (the multiscale recipe), also ``test_accuracy_by_size``: the test
 images upsampled to 32, 48, 64 and 96 px. With
 ``--backup-dir`` an interrupted run resumes from its last finished epoch when the same
@@ -62,6 +64,9 @@ def register(subparsers) -> None:
                         help="keep a per-epoch backup here; rerun the same command to resume")
     parser.add_argument("--out", required=True, help="where to save the trained model (.keras)")
     parser.add_argument("--report", required=True, help="where to write the JSON report")
+    parser.add_argument("--tta", choices=("flip", "flip_shift"), default=None,
+                        help="report the test accuracy with test-time augmentation: averaged "
+                             "over mirror images (flip), and 2 px shifts (flip_shift)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     parser.set_defaults(func=run)
 
@@ -128,7 +133,11 @@ def run(args: argparse.Namespace) -> int:
                           verbose=not args.quiet, model=start_model, keep_backup=True,
                           run_facts={"profile": profile.name, "data_source": profile.data_source,
                                      "dataset": args.dataset, "from_model": args.from_model})
-    metrics = evaluate(result.model, x_test, y_test)
+    plain = evaluate(result.model, x_test, y_test)
+    by_tta = {"none": plain["test_accuracy"]}
+    for kind in dict.fromkeys(("flip", args.tta or "flip")):
+        by_tta[kind] = evaluate(result.model, x_test, y_test, tta=kind)["test_accuracy"]
+    metrics = evaluate(result.model, x_test, y_test, tta=args.tta) if args.tta else plain
     by_size = {}
     if None in image_input_shape(result.model)[:2]:
         by_size = {"test_accuracy_by_size": {
@@ -139,11 +148,13 @@ def run(args: argparse.Namespace) -> int:
         result, metrics, recipe=recipe, profile=profile.name, data_source=profile.data_source,
         dataset=args.dataset, seed=seed, model_path=str(out), parameters=result.model.count_params(),
         train_images=len(train), val_images=len(val), test_images=len(y_test),
-        total_seconds=round(time.perf_counter() - started, 3), **by_size)
+        total_seconds=round(time.perf_counter() - started, 3), tta=args.tta,
+        test_accuracy_by_tta=by_tta, **by_size)
     write_json(report, report_path)
     remove_backup(args.backup_dir)  # only now: a failed save above can still resume
     if not args.quiet:
-        print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
+        tta = f" (test-time augmentation: {args.tta})" if args.tta else ""
+        print(f"test accuracy{tta} {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
               f"after {result.epochs} epochs ({result.train_seconds:.0f} s training); "
               f"model: {out}; report: {report_path}")
     return 0
