@@ -209,8 +209,9 @@ def test_the_docstring_examples_hold():
 
 
 def test_the_recorded_paper_run_ships_with_the_package_and_has_30_epochs_of_curves():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     from tlcnn_helpers.errors import RecordsError
     from tlcnn_helpers.records import RECORDED_RUNS, recorded_run
