@@ -56,7 +56,7 @@ class CpuClock(keras.callbacks.Callback):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--recipe", choices=("paper", "fast"), default="fast")
+    parser.add_argument("--recipe", choices=("paper", "fast", "multiscale"), default="fast")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--time-budget", type=float, default=None)
@@ -88,12 +88,14 @@ def main() -> None:
     for row, (cpu_used, load) in zip(result.history, cpu.rows, strict=False):
         row["process_cpu_seconds"], row["load_average"] = cpu_used, load
     metrics = evaluate(result.model, x_test, y_test)
+    with_tta = evaluate(result.model, x_test, y_test, tta="flip")  # mirror-image averaging
     reached = next((row for row in result.history if row["val_accuracy"] >= args.target), None)
     summary = {
         "recipe": recipe.name, "settings": recipe.describe(), "seed": args.seed,
         "weight_decay": recipe.weight_decay, "train_images": len(x),
         "parameters": result.model.count_params(), "epochs": result.epochs,
         "dev_test_accuracy": metrics["test_accuracy"], "dev_test_loss": metrics["test_loss"],
+        "dev_test_accuracy_flip_tta": with_tta["test_accuracy"],
         "train_seconds": result.train_seconds,
         "process_cpu_seconds": round(cpu_seconds(), 1), "fit_wall_seconds": result.wall_seconds,
         "images_per_second": result.images_per_second,
