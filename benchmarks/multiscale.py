@@ -9,9 +9,10 @@ on unlabelled training images (``transfer.recalibrate_batchnorm``), the best the
 could do before. Last, the real-photograph check: ``data.photograph_views`` (views of one
 photograph that ships with scikit-image) classified natively at 96 px and resized to 32 px.
 
-Variants: ``fast`` (trained at 32 px only), ``equal_compute`` (the multiscale recipe: each
-batch at 32, 48, 64 or 96 px, drawn so every size gets the same compute) and ``uniform``
-(every size drawn equally often). Run from the repository root, e.g.:
+Variants: ``fast`` (trained at 32 px only), and the multiscale recipe (each batch at 32, 48,
+64 or 96 px) with its sizes drawn three ways: ``equal_compute`` (every size gets the same
+compute: p ~ 1/size^2), ``inverse_size`` (p ~ 1/size) and ``uniform`` (every size equally
+often). Run from the repository root, e.g.:
 
     python benchmarks/multiscale.py --data-dir /work/cifar-real --time-budget 600 \\
         --variant fast --variant equal_compute --variant uniform \\
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from bench_utils import cpu_seconds
 
-VARIANTS = ("fast", "equal_compute", "uniform")
+VARIANTS = ("fast", "equal_compute", "inverse_size", "uniform")
 SIZES = (32, 48, 64, 96)
 
 

@@ -71,6 +71,18 @@ def test_equal_compute_draws_large_sizes_as_often_as_their_cost_allows():
     assert 0.15 < share < 0.25  # 1,000 draws of probability 0.2
 
 
+def test_the_weightings_split_batches_and_compute_as_their_names_say():
+    sizes = np.array(SIZES, "float64")
+    uniform = scale_probabilities(SIZES, "uniform")
+    inverse = scale_probabilities(SIZES, "inverse_size")
+    equal = scale_probabilities(SIZES, "equal_compute")
+    assert uniform.tolist() == pytest.approx([0.25] * 4)
+    assert (inverse * sizes).tolist() == pytest.approx([inverse[0] * 32] * 4)
+    compute = equal * sizes**2
+    assert (compute / compute.sum()).tolist() == pytest.approx([0.25] * 4)
+    assert equal[-1] < inverse[-1] < uniform[-1]  # 96 px: least often with equal compute
+
+
 @pytest.mark.parametrize("scales, weighting", [((), "uniform"), ((32, 0), "uniform"),
                                                ((32, 64), "cheapest")])
 def test_bad_scale_settings_are_named(scales, weighting):

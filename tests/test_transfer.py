@@ -423,3 +423,18 @@ def test_offline_mode_never_tries_the_weights_host(monkeypatch, tmp_path):
     base = pretrained_application("MobileNetV2", (96, 96, 3), alpha=0.35, verbose=False)
     assert tried == [] and base.weights is None
     assert "TLCNN_OFFLINE is set" in base.message and "weights=None" in base.message
+
+
+def test_recalibration_over_several_sizes_counts_every_image_once():
+    import keras
+
+    from tlcnn_helpers.transfer import recalibrate_batchnorm
+
+    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.BatchNormalization()])
+    small, large = np.full((2, 8, 8, 3), 1.0), np.full((2, 24, 24, 3), 3.0)
+    report = recalibrate_batchnorm(model, [small, large], batch_size=1)
+    norm = model.layers[0]
+    # Per image, not per pixel: the 24 px images (9x the pixels) count as much as the 8 px.
+    np.testing.assert_allclose(norm.moving_mean.numpy(), [2.0] * 3, rtol=1e-6)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), [1.0] * 3, rtol=1e-6)
+    assert report.images == 4

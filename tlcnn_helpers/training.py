@@ -85,7 +85,7 @@ class Recipe:
     steps_per_execution: int = 1
     model_options: dict = field(default_factory=dict)
     scales: tuple[int, ...] = ()
-    scale_weighting: str = "equal_compute"
+    scale_weighting: str = "inverse_size"
 
     def describe(self) -> str:
         """One line for notebooks and logs."""
@@ -134,13 +134,13 @@ def multiscale_recipe(epochs: int = 40, batch_size: int = 128, **overrides: Any)
     """The fast recipe made to work at every image size (notebook 06, "One model for every size").
 
     The fast model is built for ``(None, None, 3)`` images and each batch is upsampled to
-    32, 48, 64 or 96 px, every size getting the same compute (a 96 px batch costs about 9
-    times a 32 px one, so it is drawn 9 times less often). Run it under a time budget.
+    32, 48, 64 or 96 px, drawn with probability ~ 1/size (``"inverse_size"``: chosen by
+    measurement over ``"uniform"`` and ``"equal_compute"``, ``benchmarks/README.md``).
 
     >>> multiscale_recipe().scales
     (32, 48, 64, 96)
     """
-    settings = {"scales": (32, 48, 64, 96), **overrides}
+    settings = {"scales": (32, 48, 64, 96), "scale_weighting": "inverse_size", **overrides}
     return replace(fast_recipe(epochs, batch_size, **settings), name="multiscale")
 
 

@@ -371,8 +371,13 @@ class Recalibration:
                 f"(moving means moved by {self.mean_shift:.3g} on average)")
 
 
-def recalibrate_batchnorm(model: Any, images: np.ndarray, *, batch_size: int = 64) -> Recalibration:
+def recalibrate_batchnorm(model: Any, images: np.ndarray | Sequence[np.ndarray], *,
+                          batch_size: int = 64) -> Recalibration:
     """Recompute every BatchNorm layer's moving mean and variance from ``images`` (in place).
+
+    ``images`` may also be a list of arrays of different sizes (a size-agnostic model):
+    every image then counts the same, whatever its size, so the statistics are those of
+    the mixture, e.g. one set for 32 to 96 px (the multiscale recipe's last step).
 
     The images need no labels: they are the new resolution's unlabelled examples. Each
     BatchNorm normalises with the statistics of its batch, as in training (so later layers
@@ -392,8 +397,10 @@ def recalibrate_batchnorm(model: Any, images: np.ndarray, *, batch_size: int = 6
     >>> m.layers[0].moving_mean.numpy().tolist()
     [5.0, 5.0, 5.0]
     """
-    check_images(model, images)
-    if len(images) == 0:
+    parts = [images] if isinstance(images, np.ndarray) else list(images)
+    for part in parts:
+        check_images(model, part)
+    if sum(len(part) for part in parts) == 0:
         raise ModelInputError("images is empty: recalibration needs at least one batch of images")
     norms = batchnorm_layers(model)
     if not norms:
@@ -407,11 +414,12 @@ def recalibrate_batchnorm(model: Any, images: np.ndarray, *, batch_size: int = 6
             axis = layer.axis % rank
             axes = [i for i in range(rank) if i != axis]
             mean, variance = ops.moments(x, axes=axes)
+            # Per image: its mean and mean square over positions (each image counts once).
             values = np.moveaxis(ops.convert_to_numpy(x).astype("float64"), axis, -1)
-            values = values.reshape(-1, values.shape[-1])
+            values = values.reshape(len(values), -1, values.shape[-1])
             total = sums[id(layer)]
-            total[0] = total[0] + values.sum(axis=0)
-            total[1] = total[1] + np.square(values).sum(axis=0)
+            total[0] = total[0] + values.mean(axis=1).sum(axis=0)
+            total[1] = total[1] + np.square(values).mean(axis=1).sum(axis=0)
             total[2] += len(values)
             out = ops.batch_normalization(
                 x, mean, variance, axis=axis, epsilon=layer.epsilon,
@@ -424,8 +432,9 @@ def recalibrate_batchnorm(model: Any, images: np.ndarray, *, batch_size: int = 6
     try:
         for _, layer in norms:
             layer.call = collecting(layer)  # an instance attribute hides the class's call
-        for start in range(0, len(images), batch_size):
-            model(np.asarray(images[start:start + batch_size]), training=False)
+        for part in parts:
+            for start in range(0, len(part), batch_size):
+                model(np.asarray(part[start:start + batch_size]), training=False)
     finally:
         for _, layer in norms:
             del layer.call
@@ -437,7 +446,7 @@ def recalibrate_batchnorm(model: Any, images: np.ndarray, *, batch_size: int = 6
         layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
         layer.moving_variance.assign(variance.astype(layer.moving_variance.dtype))
         shifts.append(np.abs(mean - old_mean))
-    return Recalibration(tuple(path for path, _ in norms), len(images),
+    return Recalibration(tuple(path for path, _ in norms), sum(len(part) for part in parts),
                          float(np.mean(np.concatenate(shifts))))
 
 
