@@ -161,3 +161,10 @@ def test_a_killed_run_resumes_after_its_last_finished_epoch(tmp_path):
     assert result["iterations"] == 4 * 4  # the optimizer state came back with the weights
     assert not (backup / BACKUP_SUBFOLDER).exists()  # removed once training completed
     assert np.isfinite([row["loss"] for row in result["history"]]).all()
+
+
+def test_the_command_offers_exactly_the_recipes_training_knows():
+    from tlcnn_helpers.commands import train as train_command
+    from tlcnn_helpers.training import RECIPES
+
+    assert train_command.RECIPES == RECIPES

@@ -150,9 +150,10 @@ class TransferBudget:
     target_train_per_class: int | None = None
     target_test_per_class: int | None = None
     sweep_test_per_class: int | None = None
-    # "One model for every size": the multiscale recipe's time budget and schedule length
-    # (the budget ends it first), when no saved multiscale model is found.
-    multiscale_seconds: float = 20.0
+    # "One model for every size": the multiscale recipe's schedule length and time budget
+    # (which ends it first), when no saved multiscale model is found. None: no budget, so
+    # a smoke re-run gives the same numbers.
+    multiscale_seconds: float | None = None
     multiscale_epochs: int = 2
 
 
