@@ -133,11 +133,13 @@ def run(args: argparse.Namespace) -> int:
                           verbose=not args.quiet, model=start_model, keep_backup=True,
                           run_facts={"profile": profile.name, "data_source": profile.data_source,
                                      "dataset": args.dataset, "from_model": args.from_model})
-    plain = evaluate(result.model, x_test, y_test)
-    by_tta = {"none": plain["test_accuracy"]}
-    for kind in dict.fromkeys(("flip", args.tta or "flip")):
-        by_tta[kind] = evaluate(result.model, x_test, y_test, tta=kind)["test_accuracy"]
-    metrics = evaluate(result.model, x_test, y_test, tta=args.tta) if args.tta else plain
+    metrics = evaluate(result.model, x_test, y_test)
+    by_tta = {"none": metrics["test_accuracy"]}
+    for kind in dict.fromkeys(("flip", args.tta or "flip")):  # each TTA evaluated once
+        with_tta = evaluate(result.model, x_test, y_test, tta=kind)
+        by_tta[kind] = with_tta["test_accuracy"]
+        if kind == args.tta:
+            metrics = with_tta
     by_size = {}
     if None in image_input_shape(result.model)[:2]:
         by_size = {"test_accuracy_by_size": {
