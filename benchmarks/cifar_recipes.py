@@ -56,7 +56,7 @@ class CpuClock(keras.callbacks.Callback):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--recipe", choices=("paper", "fast", "multiscale"), default="fast")
+    parser.add_argument("--recipe", choices=("paper", "fast", "multiscale", "best"), default="fast")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--time-budget", type=float, default=None)

@@ -66,6 +66,9 @@ WRONG_ANSWERS = [
     ("02.pooled_shape", (31, 31, 16), "check the stride"),
     ("02.pooled_shape", (16, 16), "give 3 numbers"),
     ("02.pool_params", 4, "nothing to learn"),
+    ("04.most_important_ingredient", "bfloat16", "so noise"),
+    ("04.most_important_ingredient", "residual", "without the residual pair"),
+    ("04.most_important_ingredient", "dropout", "one ingredient's name"),
 ]
 
 
@@ -177,3 +180,17 @@ def test_a_new_exercise_plugs_in_and_names_are_unique():
 def test_unknown_exercise_lists_the_real_ones():
     with pytest.raises(TLCNNError, match="01.output_shape"):
         feedback("01.outputshape", (15, 15))
+
+
+def test_the_ablation_prediction_is_judged_from_the_recorded_runs(monkeypatch):
+    from tlcnn_helpers.exercises import nb04_cifar10_cnn as nb04
+
+    assert feedback("04.most_important_ingredient", "warm-up + cosine schedule").passed
+    # The answer comes from the record, not from the checker: another record, another answer.
+    recorded = {"full": [0.80, 0.80], "no_augmentation": [0.70, 0.72], "no_label_smoothing":
+                [0.80, 0.79], "constant_lr": [0.78, 0.79], "no_residual": [0.81, 0.80],
+                "float32": [0.80, 0.80], "flip_tta": [0.81, 0.81]}
+    monkeypatch.setattr(nb04, "recorded_ablation", lambda name="": recorded)
+    assert feedback("04.most_important_ingredient", "flips and shifts").passed
+    wrong = feedback("04.most_important_ingredient", "schedule")
+    assert not wrong.passed and "-0.015" in wrong.message and "real, but another" in wrong.message

@@ -93,7 +93,8 @@ def test_notebook_03_exercises_accept_the_reference_and_explain_typical_mistakes
     from tlcnn_helpers.exercises import exercises_of, feedback, reference_solution
 
     names = exercises_of("04")
-    assert names == ["04.conv_params_5x5", "04.paper_model", "04.per_class_accuracy"]
+    assert names == ["04.conv_params_5x5", "04.most_important_ingredient", "04.paper_model",
+                     "04.per_class_accuracy"]
     for name in names:
         assert feedback(name, reference_solution(name)).status == "correct", name
         assert feedback(name, None).status == "todo"

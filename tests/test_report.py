@@ -228,3 +228,16 @@ def test_the_recorded_paper_run_ships_with_the_package_and_has_30_epochs_of_curv
     assert run["summary"]["train_images"] == 40500 and run["summary"]["parameters"] == 919753
     with pytest.raises(RecordsError, match="paper_recipe_30_epochs"):
         recorded_run("no_such_run")
+
+
+def test_the_recorded_ablation_gives_two_seeds_per_variant_and_the_tta_figures():
+    from tlcnn_helpers.errors import RecordsError
+    from tlcnn_helpers.records import recorded_ablation
+
+    ablation = recorded_ablation("fast_recipe_ablation_180s")
+    assert {"full", "no_augmentation", "no_label_smoothing", "constant_lr", "no_residual",
+            "float32", "flip_tta"} == set(ablation)
+    assert all(len(seeds) == 2 and all(0 < a < 1 for a in seeds) for seeds in ablation.values())
+    assert min(ablation["flip_tta"]) > max(ablation["full"])  # what notebook 04 reads from it
+    with pytest.raises(RecordsError, match="fast_recipe_ablation_180s"):
+        recorded_ablation("no_such_ablation")

@@ -10,7 +10,7 @@ import pytest
 from tlcnn_helpers.errors import ModelInputError, TLCNNError
 from tlcnn_helpers.evaluation import check_images, evaluate
 from tlcnn_helpers.files import load_model, save_model, write_json
-from tlcnn_helpers.models import compile_for_classification, paper_cnn
+from tlcnn_helpers.models import compile_for_classification, paper_cnn, whitening_weights
 from tlcnn_helpers.pipelines import make_dataset
 from tlcnn_helpers.settings import get_profile
 from tlcnn_helpers.training import (
@@ -48,6 +48,31 @@ def test_recipes_follow_the_profile():
     assert fast.epochs == 5 and fast.schedule == "warmup_cosine" and fast.label_smoothing > 0
     with pytest.raises(TLCNNError, match="recipe 'slow'"):
         get_recipe("slow")
+
+
+def test_the_best_recipe_keeps_its_batch_and_takes_its_schedule_from_the_profile():
+    teach, smoke = get_profile("teach"), get_profile("smoke")
+    best = get_recipe("best", teach)
+    assert (best.model, best.batch_size, best.epochs) == ("best", 256, teach.cifar.best_epochs)
+    assert best.schedule == "warmup_cosine" and best.label_smoothing == 0.2
+    assert get_recipe("best", smoke).epochs == smoke.cifar.best_epochs == 1
+    assert get_recipe("best", teach, batch_size=32).batch_size == 32
+
+
+@pytest.mark.slow
+def test_the_best_model_trains_saves_and_reloads_as_keras(tmp_path):
+    x, y = tiny_data(count=48)
+    recipe = get_recipe("best", epochs=1, batch_size=16, widths=(8, 16), whiten=True)
+    result = train_recipe(recipe, (x, y), None, num_classes=3, seed=0, verbose=False)
+    assert result.model.name == "best_cifar_cnn" and result.epochs == 1
+    assert [layer.name for layer in result.model.layers][2:6] == [
+        "whiten", "whiten_relu", "stage1a_conv", "stage1a_pool"]
+    # The whitening filters come from the training images and training leaves them alone.
+    kernel, bias = whitening_weights(x)
+    np.testing.assert_allclose(result.model.get_layer("whiten").get_weights()[0], kernel)
+    path = save_model(result.model, tmp_path / "best.keras")
+    np.testing.assert_allclose(load_model(path).predict(x[:4], verbose=0),
+                               result.model.predict(x[:4], verbose=0), rtol=1e-5)
 
 
 def test_warmup_cosine_rises_to_the_peak_then_decays_to_zero():
@@ -202,3 +227,17 @@ def test_training_figures_are_closed_so_a_notebook_cell_shows_them_once():
                plot_learning_curves({"demo": run})]
     assert [plt.fignum_exists(fig.number) for fig in figures] == [False, False, False]
     assert all(fig.axes[0].get_title() for fig in figures)
+
+
+def test_whitening_makes_patch_directions_uncorrelated_with_unit_variance():
+    rng = np.random.default_rng(1)
+    base = rng.normal(128, 40, (200, 16, 16, 1))
+    images = np.clip(base + rng.normal(0, 20, (200, 16, 16, 3)), 0, 255).astype("uint8")
+    kernel, bias = whitening_weights(images, epsilon=0.0)
+    windows = np.lib.stride_tricks.sliding_window_view(images / 255.0, (2, 2), axis=(1, 2))
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 12)
+    outputs = patches @ kernel.reshape(12, 24) + bias
+    assert np.allclose(outputs.mean(axis=0), 0, atol=1e-3)
+    covariance = np.cov(outputs[:, :12], rowvar=False)
+    np.testing.assert_allclose(covariance, np.eye(12), atol=1e-3)
+    np.testing.assert_allclose(outputs[:, 12:], -outputs[:, :12], atol=1e-5)  # +v and -v

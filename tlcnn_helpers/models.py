@@ -5,6 +5,8 @@
   the CIFAR-10 model of notebook 04 and every model of notebook 05's STL-10 search.
 * :func:`fast_cifar_cnn` is the course's faster model (BatchNorm before ReLU, a residual
   pair, global pooling).
+* :func:`best_cifar_cnn` is the 30-minute model: three wide stages of two convolutions
+  each, the layout of the public airbench models.
 * Builders never compile: :func:`compile_for_classification` does, with an optimizer from
   :func:`make_optimizer`.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 from keras import layers
 
 from .errors import ModelInputError
@@ -37,6 +40,8 @@ PAPER_DROPOUT = 0.5
 PAPER_LEARNING_RATE = 1e-3
 
 FAST_WIDTHS: tuple[int, ...] = (32, 64, 128, 256)
+BEST_WIDTHS: tuple[int, ...] = (64, 256, 256)
+WHITENING_PATCH = 2  # airbench's: 2x2 patches of 3 colours, 12 directions
 FAST_RESIDUAL_STAGES: tuple[int, ...] = (3,)
 
 # The optimizers the recipes and the search choose from, by the names they use.
@@ -196,6 +201,88 @@ def fast_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 
     x = layers.GlobalMaxPooling2D(name="global_pool")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="classes", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def best_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 9, *,
+                   widths: Sequence[int] = BEST_WIDTHS, activation: str = "relu",
+                   whiten: bool = False, name: str = "best_cifar_cnn") -> keras.Model:
+    """The course's 30-minute CIFAR model (uncompiled): few stages, each wide and doubled.
+
+    Each stage is Conv2D -> MaxPooling2D -> BatchNormalization -> activation, then a second
+    Conv2D -> BatchNormalization -> activation at the pooled size; ``widths`` (64, 256, 256)
+    narrow at the input and wide after the first pooling, where a 3x3 convolution is cheap.
+    This is the layout of Keller Jordan's airbench94 (``github.com/KellerJordan/cifar10-airbench``)
+    rebuilt in Keras: about 6 times the fast model's multiply-adds per image, so it needs the
+    30-minute budget of the ``best`` recipe. ``whiten`` adds airbench's first layer: a frozen
+    2x2 convolution named ``whiten`` whose filters :func:`fit_whitening` sets from the
+    training images (the ``train_recipe`` helper does it).
+
+    >>> best_cifar_cnn().count_params()
+    1962441
+    """
+    _check_shape(input_shape, len(widths))
+
+    def conv_bn(x, width: int, label: str, pool: bool = False):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{label}_conv")(x)
+        if pool:
+            x = layers.MaxPooling2D(2, name=f"{label}_pool")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{label}_bn")(x)
+        return layers.Activation(activation, name=f"{label}_{activation}")(x)
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    if whiten:
+        x = layers.Conv2D(2 * WHITENING_PATCH**2 * 3, WHITENING_PATCH, trainable=False,
+                          name="whiten")(x)
+        x = layers.Activation(activation, name=f"whiten_{activation}")(x)
+    for i, width in enumerate(widths, start=1):
+        x = conv_bn(x, width, f"stage{i}a", pool=True)
+        x = conv_bn(x, width, f"stage{i}b")
+    x = layers.GlobalMaxPooling2D(name="global_pool")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="classes", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def whitening_weights(images: np.ndarray, epsilon: float = 5e-4, max_images: int = 2000,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel and bias of a 2x2 convolution that whitens image patches (patch PCA).
+
+    The 12 eigenvectors of the covariance of all 2x2x3 patches (pixels scaled to 0..1, from
+    at most ``max_images`` images) become filters, each divided by the square root of its
+    eigenvalue + ``epsilon``, so every output channel has about unit variance and none is
+    correlated with another; each filter comes twice, as ``+v`` and ``-v``, so a ReLU after
+    it keeps both signs. The bias centres the outputs.
+
+    >>> rng = np.random.default_rng(0)
+    >>> kernel, bias = whitening_weights(rng.integers(0, 256, (50, 8, 8, 3)))
+    >>> kernel.shape, bias.shape
+    ((2, 2, 3, 24), (24,))
+    """
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(len(images))[:max_images]
+    x = np.asarray(images)[pick].astype("float64") / 255.0
+    p = WHITENING_PATCH
+    windows = np.lib.stride_tricks.sliding_window_view(x, (p, p), axis=(1, 2))
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, p * p * 3)  # (h, w, colour)
+    mean = patches.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(patches, rowvar=False))
+    filters = eigenvectors / np.sqrt(eigenvalues + epsilon)  # one filter per column
+    filters = np.concatenate([filters, -filters], axis=1)
+    kernel = filters.reshape(p, p, 3, -1).astype("float32")
+    return kernel, (-mean @ filters).astype("float32")
+
+
+def fit_whitening(model: keras.Model, images: np.ndarray) -> bool:
+    """Set the filters of ``model``'s ``whiten`` layer from ``images``; False if it has none.
+
+    >>> fit_whitening(best_cifar_cnn(), np.zeros((4, 32, 32, 3), "uint8"))
+    False
+    """
+    names = [layer.name for layer in model.layers]
+    if "whiten" not in names:
+        return False
+    model.get_layer("whiten").set_weights(list(whitening_weights(images)))
+    return True
 
 
 def _check_shape(input_shape: Sequence[int], poolings: int) -> None:

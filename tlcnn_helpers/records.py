@@ -130,12 +130,34 @@ def recorded_run(name: str) -> dict[str, Any]:
     >>> run["summary"]["recipe"], len(run["curves"]["val_accuracy"])
     ('paper', 30)
     """
-    path = RECORDED_RUNS / f"{name}.json"
-    if not path.is_file():
-        known = sorted(p.stem for p in RECORDED_RUNS.glob("*.json"))
-        raise RecordsError(f"no recorded run {name!r} in {RECORDED_RUNS}: use one of {known}")
-    run = read_json(path, fix="reinstall tlcnn-helpers: this file ships with it")
+    run = _read_recorded(name)
     history = run["history"]
     metrics = [key for key in history[0] if key != "epoch"] if history else []
     return {"summary": run["summary"],
             "curves": {key: [row.get(key) for row in history] for key in ["epoch", *metrics]}}
+
+
+def recorded_ablation(name: str = "fast_recipe_ablation_180s") -> dict[str, list[float]]:
+    """The dev-test accuracies of a shipped ablation (``benchmarks/cifar_ablation.py --json``).
+
+    One list per variant (``"full"``, ``"no_augmentation"``, ``"constant_lr"``...), one
+    accuracy per seed; ``"flip_tta"`` is the full recipe's models evaluated with flip TTA.
+
+    >>> ablation = recorded_ablation()
+    >>> len(ablation["full"]), "constant_lr" in ablation
+    (2, True)
+    """
+    runs = _read_recorded(name)
+    accuracies = {variant: [run["dev_test_accuracy"] for run in seeds]
+                  for variant, seeds in runs.items()}
+    if "full" in runs:
+        accuracies["flip_tta"] = [run["dev_test_accuracy_flip_tta"] for run in runs["full"]]
+    return accuracies
+
+
+def _read_recorded(name: str) -> Any:
+    path = RECORDED_RUNS / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in RECORDED_RUNS.glob("*.json"))
+        raise RecordsError(f"no recorded run {name!r} in {RECORDED_RUNS}: use one of {known}")
+    return read_json(path, fix="reinstall tlcnn-helpers: this file ships with it")

@@ -6,8 +6,8 @@ Two levels, both used by the notebooks and the ``train`` command:
   callbacks (one progress line per epoch, per-epoch timing, an optional time budget, and
   ``BackupAndRestore`` so an interrupted run resumes from its last finished epoch) and
   returns a :class:`TrainingResult`.
-* :func:`train_recipe` does everything for a :class:`Recipe` (``"paper"``, ``"fast"`` or ``"multiscale"``,
-  see :func:`get_recipe`): pipelines, model, learning-rate schedule, precision, ``fit``.
+* :func:`train_recipe` does everything for a :class:`Recipe` (one of :data:`RECIPES`, see
+  :func:`get_recipe`): pipelines, model, learning-rate schedule, precision, ``fit``.
 
 For transfer learning, :func:`fit_head` trains only a model's head, :func:`fine_tune` the head
 and then everything, :func:`fit_classifier` a model from scratch, all alike (Adam, integer
@@ -50,7 +50,7 @@ from .files import null_nonfinite, read_json, write_json
 from .models import compile_for_classification, make_optimizer
 from .pipelines import make_dataset
 
-RECIPES = ("paper", "fast", "multiscale")
+RECIPES = ("paper", "fast", "multiscale", "best")
 BACKUP_SUBFOLDER = "tlcnn-backup"
 BACKUP_FINGERPRINT = "fingerprint.json"  # the settings of the run that made a backup
 SCHEDULES = ("constant", "warmup_cosine")
@@ -71,7 +71,7 @@ class Recipe:
     """
 
     name: str
-    model: str  # "paper" -> models.paper_cnn, "fast" -> models.fast_cifar_cnn
+    model: str  # "paper", "fast" or "best": models.paper_cnn, fast_cifar_cnn, best_cifar_cnn
     epochs: int
     batch_size: int
     learning_rate: float
@@ -144,8 +144,20 @@ def multiscale_recipe(epochs: int = 40, batch_size: int = 128, **overrides: Any)
     return replace(fast_recipe(epochs, batch_size, **settings), name="multiscale")
 
 
+def best_recipe(epochs: int = 20, batch_size: int = 256, **overrides: Any) -> Recipe:
+    """The 30-minute recipe: :func:`~tlcnn_helpers.models.best_cifar_cnn` (whitened), batch 256,
+    otherwise the fast recipe but for warm-up 10%, label smoothing 0.2 and AdamW decay 0.05.
+
+    >>> best_recipe().model, best_recipe().model_options
+    ('best', {'whiten': True})
+    """
+    return replace(fast_recipe(epochs, batch_size, **{
+        "model": "best", "whiten": True, "weight_decay": 0.05, "label_smoothing": 0.2,
+        "warmup_fraction": 0.1, **overrides}), name="best")
+
+
 def get_recipe(name: str, profile: Any = None, **overrides: Any) -> Recipe:
-    """The ``"paper"``, ``"fast"`` or ``"multiscale"`` recipe, epochs and batch size from ``profile.cifar``.
+    """The recipe ``name`` (:data:`RECIPES`), epochs and batch size (not ``best``'s) from ``profile.cifar``.
 
     >>> from tlcnn_helpers.settings import get_profile
     >>> get_recipe("paper", get_profile("smoke")).epochs
@@ -156,15 +168,16 @@ def get_recipe(name: str, profile: Any = None, **overrides: Any) -> Recipe:
     settings: dict[str, Any] = {}
     if profile is not None:
         budget = profile.cifar
-        paper = name == "paper"
-        settings = {"epochs": budget.paper_epochs if paper else budget.fast_epochs,
-                    "batch_size": budget.paper_batch_size if paper else budget.batch_size}
+        epochs = {"paper": budget.paper_epochs, "best": budget.best_epochs}
+        settings = {"epochs": epochs.get(name, budget.fast_epochs)}
+        if name != "best":  # the best recipe keeps its batch of 256
+            settings["batch_size"] = budget.paper_batch_size if name == "paper" else budget.batch_size
     settings.update(overrides)
     if name == "paper":
         base = paper_recipe(settings.pop("epochs", 30), settings.pop("batch_size", 64))
         return replace(base, **settings)
-    if name == "multiscale":
-        return multiscale_recipe(**settings)
+    if name in ("multiscale", "best"):
+        return (multiscale_recipe if name == "multiscale" else best_recipe)(**settings)
     return fast_recipe(**settings)
 
 
@@ -209,7 +222,8 @@ def build_model(recipe: Recipe, input_shape: Sequence[int], num_classes: int,
     919753
     """
     builders: dict[str, Callable] = {"paper": model_builders.paper_cnn,
-                                     "fast": model_builders.fast_cifar_cnn}
+                                     "fast": model_builders.fast_cifar_cnn,
+                                     "best": model_builders.best_cifar_cnn}
     if recipe.model not in builders:
         raise TLCNNError(f"model {recipe.model!r} is unknown: use one of {', '.join(builders)}")
     previous = keras.mixed_precision.global_policy().name
@@ -246,11 +260,9 @@ class EpochClock(keras.callbacks.Callback):
                  clock: Callable[[], float] = time.perf_counter):
         super().__init__()
         self.clock = clock
-        self.images_per_epoch = images_per_epoch
-        self.batch_size = batch_size  # with it, an epoch cut short counts only its batches
-        self._last_batch = -1
-        self.epochs = epochs
-        self.verbose = verbose
+        # with batch_size, an epoch cut short counts only its batches
+        self.images_per_epoch, self.batch_size, self.epochs = images_per_epoch, batch_size, epochs
+        self.verbose, self._last_batch = verbose, -1
         self.history_file = Path(history_file) if history_file else None
         self.rows: list[dict[str, float]] = []
         self.budget_callbacks: list[Any] = []  # told the seconds spent before a resume
@@ -384,9 +396,7 @@ class WarmupCosineWithinBudget(keras.callbacks.Callback):
         self.clock = clock
         self.peak, self.total_steps = peak, max(1, total_steps)
         self.warmup_fraction, self.budget_seconds = warmup_fraction, budget_seconds
-        self.verbose = verbose
-        self.stopped = False
-        self.progress = 0.0
+        self.verbose, self.stopped, self.progress = verbose, False, 0.0
         self.spent_before = 0.0  # seconds of this budget used before a resume
         self._start = 0.0
 
@@ -520,10 +530,9 @@ def fit(model, train_ds, val_ds=None, *, epochs: int, images_per_epoch: int,
     start = clock.clock()
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, shuffle=False,
               callbacks=all_callbacks)
-    wall = clock.clock() - start
+    wall = clock.clock() - start + clock.offset_seconds  # offset: time spent before a resume
     train_seconds = sum(row["train_seconds"] for row in clock.rows)
     images = sum(row.get("images", images_per_epoch) for row in clock.rows)
-    wall += clock.offset_seconds  # time spent before a resume
     return TrainingResult(
         model=model, history=clock.rows, train_seconds=round(train_seconds, 3),
         wall_seconds=round(wall, 3),
@@ -559,18 +568,15 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
     replaces the recipe's freshly built model (it is re-compiled with the recipe's
     optimizer); see :func:`fit` for ``backup_dir``: its fingerprint is the recipe, seed,
     data sizes and budget plus ``run_facts`` (profile, data source...), so a backup made by
-    another run is refused, not resumed. ``time_budget_seconds`` stops
-    training in time; with the warm-up + cosine schedule the whole schedule is fitted into
-    the budget (:class:`WarmupCosineWithinBudget`), otherwise training stops after the last
-    epoch that fits (:class:`TimeBudget`).
+    another run is refused, not resumed. With ``time_budget_seconds`` a warm-up + cosine
+    schedule is fitted into the budget (:class:`WarmupCosineWithinBudget`); otherwise
+    training stops after the last epoch that fits (:class:`TimeBudget`).
     """
-    x, y = train
-    if len(x) == 0:
+    if len(x := train[0]) == 0:
         raise ModelInputError("no training images: the training split is empty")
     keras.utils.set_random_seed(seed)
     steps_per_epoch = math.ceil(len(x) / recipe.batch_size)
-    budgeted = None
-    compiled_recipe = recipe
+    budgeted, compiled_recipe = None, recipe
     if time_budget_seconds and recipe.schedule == "warmup_cosine":
         # The schedule is driven by a callback that fits it into the time budget.
         budgeted = WarmupCosineWithinBudget(recipe.learning_rate, recipe.epochs * steps_per_epoch,
@@ -580,6 +586,7 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
         callbacks = [budgeted, *callbacks]
     if model is None:
         model = build_model(compiled_recipe, x.shape[1:], num_classes, steps_per_epoch)
+        model_builders.fit_whitening(model, x)  # a frozen first layer fitted to the data
     else:
         check_images(model, x, "the training images")
         if recipe.scales and None not in image_input_shape(model)[:2]:
@@ -589,7 +596,7 @@ def train_recipe(recipe: Recipe, train: tuple[np.ndarray, np.ndarray],
         compile_for_classification(
             model, optimizer=optimizer_for(compiled_recipe, steps_per_epoch),
             label_smoothing=recipe.label_smoothing)
-    train_ds = make_dataset(x, y, num_classes=num_classes, batch_size=recipe.batch_size,
+    train_ds = make_dataset(*train, num_classes=num_classes, batch_size=recipe.batch_size,
                             training=True, seed=seed, augment=recipe.augment,
                             scales=recipe.scales, scale_weighting=recipe.scale_weighting)
     val_ds = None
@@ -623,20 +630,13 @@ def training_report(result: TrainingResult, metrics: dict[str, float], *, recipe
     (1, 0.5)
     """
     report: dict[str, Any] = {
-        "test_accuracy": metrics["test_accuracy"],
-        "test_loss": metrics["test_loss"],
-        "epochs": result.epochs,
-        "train_seconds": result.train_seconds,
-        "wall_seconds": result.wall_seconds,
-        "images_per_second": result.images_per_second,
-        "recipe": recipe.name,
-        "profile": profile,
-        "data_source": data_source,
+        "test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
+        "epochs": result.epochs, "train_seconds": result.train_seconds,
+        "wall_seconds": result.wall_seconds, "images_per_second": result.images_per_second,
+        "recipe": recipe.name, "profile": profile, "data_source": data_source,
         "stopped_by_time_budget": result.stopped_by_time_budget,
         "resumed_after_epoch": result.resumed_after_epoch,
-        "settings": asdict(recipe),
-        "history": result.history,
-    }
+        "settings": asdict(recipe), "history": result.history}
     report.update(extra)
     return null_nonfinite(report)  # strict JSON: a diverged loss is reported as null
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from ..errors import CourseError
 
 DATASETS = ("cifar10", "stl10")
-RECIPES = ("paper", "fast", "multiscale")  # training.RECIPES, without importing TensorFlow
+RECIPES = ("paper", "fast", "multiscale", "best")  # training.RECIPES, without importing TensorFlow
 SWEEP_SIZES = (32, 48, 64, 96)  # test_accuracy_by_size, for models that take any size
 
 

@@ -2,15 +2,18 @@
 
 The package imports this module, so the notebook only calls ``exercises.check(...)``. The
 answers are computed from Keras (``count_params``) and from
-:func:`tlcnn_helpers.models.paper_cnn`, never written down twice. (The flatten size at 96x96
+:func:`tlcnn_helpers.models.paper_cnn`, never written down twice; the ablation's from the run the course ships
+(:func:`tlcnn_helpers.records.recorded_ablation`). (The flatten size at 96x96
 is asked in notebook 06, ``06.flatten_size``.)
 
 >>> from tlcnn_helpers import exercises
 >>> names = exercises.exercises_of("04")
 >>> names
-['04.conv_params_5x5', '04.paper_model', '04.per_class_accuracy']
+['04.conv_params_5x5', '04.most_important_ingredient', '04.paper_model', '04.per_class_accuracy']
 >>> exercises.check("04.conv_params_5x5", 2432)
 ✅ 04.conv_params_5x5: correct!
+>>> exercises.feedback("04.most_important_ingredient", "bfloat16").passed
+False
 
 Used by notebook 04's exercises section.
 """
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnfinishedAnswer
+from ..records import recorded_ablation
 from . import _call, _whole_number, register
 
 
@@ -213,3 +217,62 @@ def _check_per_class_accuracy(function: Any) -> str | None:
         worst = int(np.argmax(np.abs(got - expected)))
         return f"class {worst}: expected {expected[worst]:.3f}, got {got[worst]:.3f}"
     return None
+
+
+# ---------------------------------------------------------------------------- the ablation
+# The fast recipe's ingredients, each with the ablation variant that removes it and words a
+# student might use for it.
+INGREDIENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "augmentation": ("no_augmentation", ("augment", "flip", "shift", "translat")),
+    "label smoothing": ("no_label_smoothing", ("smooth",)),
+    "schedule": ("constant_lr", ("schedule", "cosine", "warm", "learning rate", "decay")),
+    "residual pair": ("no_residual", ("residual", "skip", "add")),
+    "bfloat16": ("float32", ("bfloat", "precision", "float16")),
+}
+
+
+def _ingredient(answer: Any) -> str | None:
+    text = answer.strip().lower().replace("_", " ").replace("-", " ") if isinstance(answer, str) else ""
+    found = {name for name, (_, words) in INGREDIENTS.items() if any(w in text for w in words)}
+    return found.pop() if len(found) == 1 else None
+
+
+def ablation_costs(name: str = "fast_recipe_ablation_180s") -> tuple[dict[str, float], float]:
+    """What removing each ingredient cost in the recorded ablation (mean over seeds; positive:
+    the recipe is better with it), and the noise: the typical spread between two seeds of one
+    variant (the median over the variants, so one unstable variant does not set it).
+
+    >>> costs, noise = ablation_costs()
+    >>> max(costs, key=costs.get) in INGREDIENTS, noise > 0
+    (True, True)
+    """
+    runs = recorded_ablation(name)
+    full = float(np.mean(runs["full"]))
+    costs = {ingredient: round(full - float(np.mean(runs[variant])), 4)
+             for ingredient, (variant, _) in INGREDIENTS.items()}
+    noise = float(np.median([max(seeds) - min(seeds) for variant, seeds in runs.items()
+                             if variant != "flip_tta"]))
+    return costs, round(noise, 4)
+
+
+@register("04.most_important_ingredient",
+          "Predict before you read the table: within the 3-minute budget, removing which one "
+          "ingredient of the fast recipe costs the most accuracy? Set `prediction` to "
+          "'augmentation', 'label smoothing', 'schedule', 'residual pair' or 'bfloat16'.",
+          reference=lambda: max((costs := ablation_costs()[0]), key=costs.get),
+          accepted="right: the table below says by how much")
+def _check_most_important(answer: Any) -> str | None:
+    ingredient = _ingredient(answer)
+    if ingredient is None:
+        return (f"answer with one ingredient's name: {', '.join(map(repr, INGREDIENTS))}, "
+                f"not {answer!r}")
+    costs, noise = ablation_costs()
+    if ingredient == max(costs, key=costs.get):
+        return None
+    cost = costs[ingredient]
+    verdict = (f"within the typical {noise:.3f} spread between two seeds, so noise"
+               if abs(cost) <= noise else "real, but another costs more")
+    the = "the " if " " in ingredient else ""
+    return (f"not this one: without {the}{ingredient} the dev-test accuracy changed by "
+            f"{-cost:+.3f} on average, {verdict}. Think about what happens to the last steps of a run "
+            f"that has to stop after 3 minutes, then read the table below")
