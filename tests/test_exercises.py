@@ -69,6 +69,8 @@ WRONG_ANSWERS = [
     ("04.most_important_ingredient", "bfloat16", "so noise"),
     ("04.most_important_ingredient", "residual", "without the residual pair"),
     ("04.most_important_ingredient", "dropout", "one ingredient's name"),
+    ("04.most_important_ingredient", "weight decay", "one ingredient's name"),
+    ("04.most_important_ingredient", "padding", "one ingredient's name"),
 ]
 
 

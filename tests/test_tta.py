@@ -69,3 +69,22 @@ def test_the_train_report_says_whether_its_accuracy_used_tta_and_gives_both(tmp_
     assert set(plain["test_accuracy_by_tta"]) == {"none", "flip"}
     assert plain["test_accuracy"] == plain["test_accuracy_by_tta"]["none"]
     assert flipped["test_accuracy"] == flipped["test_accuracy_by_tta"]["flip"]
+
+
+@pytest.mark.slow
+def test_the_best_recipe_trains_from_the_command_line_with_its_whitening_layer(tmp_path, capsys):
+    report = tmp_path / "best.json"
+    args = ["train", "cifar10", "--recipe", "best", "--profile", "smoke", "--data-dir",
+            str(tmp_path / "data"), "--out", str(tmp_path / "best.keras"), "--report",
+            str(report), "--tta", "flip", "--quiet"]
+    assert main(args) == 0, capsys.readouterr().err
+    result = json.loads(report.read_text())
+    assert result["recipe"] == "best" and result["epochs"] == 1  # the smoke profile's best_epochs
+    assert result["settings"]["batch_size"] == 256 and result["settings"]["weight_decay"] == 0.05
+    assert result["settings"]["model_options"] == {"whiten": True}
+    assert set(result["test_accuracy_by_tta"]) == {"none", "flip"}
+    from tlcnn_helpers.files import load_model
+
+    whiten = load_model(tmp_path / "best.keras").get_layer("whiten")
+    kernel = whiten.get_weights()[0]  # fitted to the data: filters in +v / -v pairs
+    assert not whiten.trainable and np.allclose(kernel[..., 12:], -kernel[..., :12])
