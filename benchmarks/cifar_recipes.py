@@ -21,6 +21,8 @@ import time
 import keras
 from bench_utils import cpu_seconds
 
+from tlcnn_helpers.training import RECIPES
+
 
 def parse_overrides(pairs: list[str]) -> dict:
     """``key=value`` pairs; values are JSON when they parse (numbers, lists), else strings."""
@@ -56,7 +58,7 @@ class CpuClock(keras.callbacks.Callback):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--recipe", choices=("paper", "fast", "multiscale", "best"), default="fast")
+    parser.add_argument("--recipe", choices=RECIPES, default="fast")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--time-budget", type=float, default=None)

@@ -153,6 +153,19 @@ def paper_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 9, *,
     return keras.Model(inputs, outputs, name=name)
 
 
+def _conv_bn(x, width: int, label: str, *, pool: bool = False, pool_before_norm: bool = True,
+             activation: str = "relu"):
+    """3x3 Conv2D (no bias: BatchNorm brings its own offset) -> [pool] -> BN -> activation."""
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{label}_conv")(x)
+    if pool and pool_before_norm:  # BatchNorm then works on a map 4 times smaller
+        x = layers.MaxPooling2D(2, name=f"{label}_pool")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{label}_bn")(x)
+    x = layers.Activation(activation, name=f"{label}_{activation}")(x)
+    if pool and not pool_before_norm:
+        x = layers.MaxPooling2D(2, name=f"{label}_pool")(x)
+    return x
+
+
 def fast_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 9, *,
                    widths: Sequence[int] = FAST_WIDTHS,
                    residual_stages: Sequence[int] = FAST_RESIDUAL_STAGES,
@@ -180,14 +193,7 @@ def fast_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 
                                   f"{len(widths)} for widths={tuple(widths)}")
 
     def conv_bn(x, width: int, label: str, pool: bool = False):
-        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{label}_conv")(x)
-        if pool and pool_before_norm:  # BatchNorm then works on a map 4 times smaller
-            x = layers.MaxPooling2D(2, name=f"{label}_pool")(x)
-        x = layers.BatchNormalization(momentum=0.9, name=f"{label}_bn")(x)
-        x = layers.Activation("relu", name=f"{label}_relu")(x)
-        if pool and not pool_before_norm:
-            x = layers.MaxPooling2D(2, name=f"{label}_pool")(x)
-        return x
+        return _conv_bn(x, width, label, pool=pool, pool_before_norm=pool_before_norm)
 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
@@ -221,14 +227,6 @@ def best_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 
     1962441
     """
     _check_shape(input_shape, len(widths))
-
-    def conv_bn(x, width: int, label: str, pool: bool = False):
-        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{label}_conv")(x)
-        if pool:
-            x = layers.MaxPooling2D(2, name=f"{label}_pool")(x)
-        x = layers.BatchNormalization(momentum=0.9, name=f"{label}_bn")(x)
-        return layers.Activation(activation, name=f"{label}_{activation}")(x)
-
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     if whiten:
@@ -236,8 +234,8 @@ def best_cifar_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 
                           name="whiten")(x)
         x = layers.Activation(activation, name=f"whiten_{activation}")(x)
     for i, width in enumerate(widths, start=1):
-        x = conv_bn(x, width, f"stage{i}a", pool=True)
-        x = conv_bn(x, width, f"stage{i}b")
+        x = _conv_bn(x, width, f"stage{i}a", pool=True, activation=activation)
+        x = _conv_bn(x, width, f"stage{i}b", activation=activation)
     x = layers.GlobalMaxPooling2D(name="global_pool")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="classes", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -278,8 +276,7 @@ def fit_whitening(model: keras.Model, images: np.ndarray) -> bool:
     >>> fit_whitening(best_cifar_cnn(), np.zeros((4, 32, 32, 3), "uint8"))
     False
     """
-    names = [layer.name for layer in model.layers]
-    if "whiten" not in names:
+    if "whiten" not in {layer.name for layer in model.layers}:
         return False
     model.get_layer("whiten").set_weights(list(whitening_weights(images)))
     return True

@@ -71,8 +71,8 @@ class CifarBudget:
     ``batch_size`` is the fast recipe's; the paper's recipe keeps the paper's batch of
     ``paper_batch_size``. ``time_budget_seconds`` caps each training run (a safety net:
     the epochs are chosen to fit within it on 2 CPU cores); ``None`` never cuts a run.
-    ``best_epochs``: the schedule of the ``best`` recipe (command line only; at batch 256
-    its 20 epochs take about 30 minutes on 2 cores, ``benchmarks/README.md``).
+    ``best_epochs`` and ``best_batch_size``: the ``best`` recipe's schedule (command line
+    only; at batch 256 its 20 epochs take about 30 minutes on 2 cores, ``benchmarks/README.md``).
     """
 
     paper_epochs: int
@@ -81,6 +81,7 @@ class CifarBudget:
     time_budget_seconds: float | None = None
     paper_batch_size: int = 64
     best_epochs: int = 20
+    best_batch_size: int = 256
 
 
 # Hyperband keeps the best 1/factor of each round. keras-tuner's default, 3, runs 5 trials of

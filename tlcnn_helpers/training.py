@@ -157,7 +157,7 @@ def best_recipe(epochs: int = 20, batch_size: int = 256, **overrides: Any) -> Re
 
 
 def get_recipe(name: str, profile: Any = None, **overrides: Any) -> Recipe:
-    """The recipe ``name`` (:data:`RECIPES`), epochs and batch size (not ``best``'s) from ``profile.cifar``.
+    """The recipe ``name`` (:data:`RECIPES`), its epochs and batch size from ``profile.cifar``.
 
     >>> from tlcnn_helpers.settings import get_profile
     >>> get_recipe("paper", get_profile("smoke")).epochs
@@ -168,17 +168,15 @@ def get_recipe(name: str, profile: Any = None, **overrides: Any) -> Recipe:
     settings: dict[str, Any] = {}
     if profile is not None:
         budget = profile.cifar
-        epochs = {"paper": budget.paper_epochs, "best": budget.best_epochs}
-        settings = {"epochs": epochs.get(name, budget.fast_epochs)}
-        if name != "best":  # the best recipe keeps its batch of 256
-            settings["batch_size"] = budget.paper_batch_size if name == "paper" else budget.batch_size
+        sizes = {"paper": (budget.paper_epochs, budget.paper_batch_size),
+                 "best": (budget.best_epochs, budget.best_batch_size)}
+        epochs, batch_size = sizes.get(name, (budget.fast_epochs, budget.batch_size))
+        settings = {"epochs": epochs, "batch_size": batch_size}
     settings.update(overrides)
     if name == "paper":
         base = paper_recipe(settings.pop("epochs", 30), settings.pop("batch_size", 64))
         return replace(base, **settings)
-    if name in ("multiscale", "best"):
-        return (multiscale_recipe if name == "multiscale" else best_recipe)(**settings)
-    return fast_recipe(**settings)
+    return {"fast": fast_recipe, "multiscale": multiscale_recipe, "best": best_recipe}[name](**settings)
 
 
 def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int):
